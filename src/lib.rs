@@ -1,0 +1,20 @@
+//! pexip-sdk: a Pexip Infinity room broker that runs as an Azure Functions custom handler.
+//!
+//! # Layout
+//!
+//! The crate is one library and a thin binary (`main.rs`) that calls [`cli::main`].
+//! Each module owns one thing and talks to the others through plain types:
+//!
+//! - [`cli`]: the command line (`serve`, `dev`, `sim`); composition roots live here.
+//! - [`config`]: every setting, read from the environment once at start and validated into
+//!   types; errors name the variable. No other module reads the environment.
+//! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
+//! - [`pexip`]: the Pexip Infinity Management API client (OAuth2 ES256, token cache, retries,
+//!   pagination, a prioritised concurrency cap, typed errors).
+//! - [`sim`]: a faithful Pexip simulator, the test peer and the embedded default of `dev`
+//!   mode. Production code never calls it.
+
+pub mod cli;
+pub mod config;
+pub mod sim;
+pub mod telemetry;
