@@ -1,0 +1,12 @@
+//! Validated domain types: UUI data and the tag URL it yields, room names and PINs.
+//!
+//! Parse, don't validate: a handler turns raw input into one of these types at the edge and
+//! never holds an unvalidated string afterwards. Nothing here does I/O.
+
+mod pin;
+mod room_name;
+mod uui;
+
+pub use pin::{Pin, PinError, PinPair};
+pub use room_name::{RoomName, RoomNameError};
+pub use uui::{TagTemplate, UuiError, UuiPolicy, VideoCall};
