@@ -17,5 +17,6 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod functions;
 pub mod sim;
 pub mod telemetry;
