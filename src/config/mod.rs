@@ -8,3 +8,6 @@ pub use env::{ConfigError, Env};
 mod telemetry;
 
 pub use telemetry::{LogFormat, TelemetrySettings};
+mod rooms;
+
+pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};

@@ -8,5 +8,5 @@ mod room_name;
 mod uui;
 
 pub use pin::{Pin, PinError, PinPair};
-pub use room_name::{RoomName, RoomNameError};
+pub use room_name::{RoomName, RoomNameError, RoomNamePrefix};
 pub use uui::{TagTemplate, UuiError, UuiPolicy, VideoCall};

@@ -1,0 +1,202 @@
+//! Settings of the room flows: pool, deletion, names, PINs, UUI → tag, and the two callers
+//! that authenticate in-app (the Pexip event sink and the Genesys agent widget).
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::{ConfigError, Env};
+use crate::domain::{RoomNamePrefix, TagTemplate, UuiPolicy};
+
+/// How rooms are pooled, named, tagged and deleted.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// `ROOM_POOL_TARGET` (default 10): rooms the timers keep ready in the pool.
+    pub pool_target: usize,
+    /// `ROOM_READY_DELAY_SECONDS` (default 90): a new pool room stays invisible this long,
+    /// because Pexip needs about 90 s to replicate a new VMR to its Conferencing Nodes.
+    pub ready_delay: Duration,
+    /// `ROOM_DELETE_GRACE_SECONDS` (default 600): a room is deleted this long after its
+    /// conference ended, so a participant who drops and rejoins keeps the room.
+    pub delete_grace: Duration,
+    /// `PERSISTENT_ROOM_PREFIXES` (default `test_,vkiosk_`): rooms never deleted by this service.
+    pub persistent_prefixes: Vec<String>,
+    /// `ROOM_NAME_PREFIX` (default `vbv-`): marks rooms this service created.
+    pub name_prefix: RoomNamePrefix,
+    /// `HOST_PIN_LENGTH` (default 6) and `GUEST_PIN_LENGTH` (default 4), 4–20 each.
+    pub host_pin_length: usize,
+    pub guest_pin_length: usize,
+    /// `UUI_ALLOWED_HOSTS` (default `id,idtest,iddev`) and `TAG_URL_TEMPLATE`.
+    pub uui: UuiPolicy,
+    /// `ROOM_ALIAS_DOMAIN` (optional): when set, each room gets a second alias
+    /// `<name>@<domain>` besides the bare name.
+    pub alias_domain: Option<String>,
+    /// `GC_MAX_DEQUEUE` (default 5): a deletion message received this often goes to poison.
+    pub gc_max_dequeue: u32,
+    /// `GC_TIME_BUDGET_SECONDS` (default 480): the GC stops draining after this long, well
+    /// inside the 10-minute timer period.
+    pub gc_time_budget: Duration,
+    /// `LEAK_MIN_AGE_SECONDS` (default 3600): the reconciler only deletes an untagged, unpooled
+    /// room older than this.
+    pub leak_min_age: Duration,
+    /// `RECONCILE_DRY_RUN` (default false): report leaks without deleting them.
+    pub reconcile_dry_run: bool,
+    /// `BULK_CREATE_MAX` (default 1000): the largest `count` of `POST /room/bulk`.
+    pub bulk_create_max: usize,
+}
+
+impl RoomSettings {
+    /// Read the room settings; every variable is optional.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let pin_len = |name: &str, default: usize| -> Result<usize, ConfigError> {
+            let n = env.parse_or(name, default)?;
+            if (4..=20).contains(&n) {
+                Ok(n)
+            } else {
+                Err(ConfigError::invalid(name, "must be between 4 and 20 (Pexip's PIN limits)"))
+            }
+        };
+        let host_pin_length = pin_len("HOST_PIN_LENGTH", 6)?;
+        let guest_pin_length = pin_len("GUEST_PIN_LENGTH", 4)?;
+        let name_prefix = RoomNamePrefix::parse(env.get("ROOM_NAME_PREFIX").unwrap_or("vbv-"))
+            .map_err(|e| ConfigError::invalid("ROOM_NAME_PREFIX", e))?;
+        let template = match env.get("TAG_URL_TEMPLATE") {
+            None => TagTemplate::default(),
+            Some(raw) => TagTemplate::parse(raw).map_err(|e| ConfigError::invalid("TAG_URL_TEMPLATE", e))?,
+        };
+        let allowed_hosts = env.list_or("UUI_ALLOWED_HOSTS", &["id", "idtest", "iddev"]);
+        if let Some(bad) = allowed_hosts
+            .iter()
+            .find(|h| !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(ConfigError::invalid(
+                "UUI_ALLOWED_HOSTS",
+                format!("{bad:?} is not a DNS label (letters, digits, '-')"),
+            ));
+        }
+        let persistent_prefixes = env.list_or("PERSISTENT_ROOM_PREFIXES", &["test_", "vkiosk_"]);
+        if persistent_prefixes
+            .iter()
+            .any(|p| name_prefix.as_str().starts_with(p.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "ROOM_NAME_PREFIX",
+                "must not start with a persistent prefix (those rooms are never deleted)",
+            ));
+        }
+        let gc_max_dequeue = env.parse_or("GC_MAX_DEQUEUE", 5u32)?;
+        if gc_max_dequeue == 0 {
+            return Err(ConfigError::invalid("GC_MAX_DEQUEUE", "must be at least 1"));
+        }
+        Ok(Self {
+            pool_target: env.parse_or("ROOM_POOL_TARGET", 10)?,
+            ready_delay: env.seconds_or("ROOM_READY_DELAY_SECONDS", 90)?,
+            delete_grace: env.seconds_or("ROOM_DELETE_GRACE_SECONDS", 600)?,
+            persistent_prefixes,
+            name_prefix,
+            host_pin_length,
+            guest_pin_length,
+            uui: UuiPolicy {
+                allowed_hosts,
+                template,
+            },
+            alias_domain: env.get("ROOM_ALIAS_DOMAIN").map(str::to_owned),
+            gc_max_dequeue,
+            gc_time_budget: env.seconds_or("GC_TIME_BUDGET_SECONDS", 480)?,
+            leak_min_age: env.seconds_or("LEAK_MIN_AGE_SECONDS", 3600)?,
+            reconcile_dry_run: env.bool_or("RECONCILE_DRY_RUN", false)?,
+            bulk_create_max: env.parse_or("BULK_CREATE_MAX", 1000)?,
+        })
+    }
+}
+
+/// HTTP Basic credentials the Pexip event sink must present.
+#[derive(Debug, Clone)]
+pub struct EventSinkSettings {
+    /// `EVENT_SINK_USERNAME`.
+    pub username: String,
+    /// `EVENT_SINK_PASSWORD`.
+    pub password: SecretString,
+    /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl EventSinkSettings {
+    /// Both credentials are required: an event sink without authentication would let anyone
+    /// queue deletions.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            username: env.required("EVENT_SINK_USERNAME")?.to_owned(),
+            password: SecretString::from(env.required("EVENT_SINK_PASSWORD")?.to_owned()),
+            max_body_bytes: env.parse_or("EVENT_SINK_MAX_BODY_BYTES", 1024 * 1024)?,
+        })
+    }
+}
+
+/// How `GET /public/room/{name}` checks the agent's Genesys Cloud token.
+#[derive(Debug, Clone)]
+pub struct GenesysSettings {
+    /// `GENESYS_API_BASE` (default `https://api.cac1.pure.cloud`).
+    pub api_base: Url,
+    /// `GENESYS_ALLOWED_DIVISIONS`: division ids whose users may read rooms. Empty refuses all.
+    pub allowed_divisions: Vec<String>,
+    /// `GENESYS_TOKEN_CACHE_SECONDS` (default 60): how long a checked token is trusted.
+    pub cache_ttl: Duration,
+}
+
+impl GenesysSettings {
+    /// Read the Genesys settings; without allowed divisions every agent request is refused.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let raw = env.get("GENESYS_API_BASE").unwrap_or("https://api.cac1.pure.cloud");
+        let api_base = Url::parse(raw.trim_end_matches('/'))
+            .map_err(|e| ConfigError::invalid("GENESYS_API_BASE", e))?;
+        if !matches!(api_base.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid("GENESYS_API_BASE", "must be an http(s) URL"));
+        }
+        Ok(Self {
+            api_base,
+            allowed_divisions: env.list_or("GENESYS_ALLOWED_DIVISIONS", &[]),
+            cache_ttl: env.seconds_or("GENESYS_TOKEN_CACHE_SECONDS", 60)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let s = RoomSettings::from_env(&Env::default()).unwrap();
+        assert_eq!(s.ready_delay, Duration::from_secs(90));
+        assert_eq!(s.delete_grace, Duration::from_secs(600));
+        assert_eq!(s.persistent_prefixes, ["test_", "vkiosk_"]);
+        assert_eq!(s.uui.allowed_hosts, ["id", "idtest", "iddev"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("HOST_PIN_LENGTH", "3"),
+            ("GUEST_PIN_LENGTH", "21"),
+            ("ROOM_NAME_PREFIX", "a/b"),
+            ("TAG_URL_TEMPLATE", "https://x/{host}"),
+            ("UUI_ALLOWED_HOSTS", "id,evil.com/?"),
+            ("ROOM_POOL_TARGET", "-1"),
+            ("GC_MAX_DEQUEUE", "0"),
+        ];
+        for (name, value) in cases {
+            let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}: {err}");
+        }
+        let err = RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
+        assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn the_event_sink_needs_both_credentials() {
+        let err = EventSinkSettings::from_env(&Env::from_pairs([("EVENT_SINK_USERNAME", "pexip")])).unwrap_err();
+        assert_eq!(err.to_string(), "EVENT_SINK_PASSWORD is not set");
+    }
+}
