@@ -54,7 +54,10 @@ impl RoomSettings {
             if (4..=20).contains(&n) {
                 Ok(n)
             } else {
-                Err(ConfigError::invalid(name, "must be between 4 and 20 (Pexip's PIN limits)"))
+                Err(ConfigError::invalid(
+                    name,
+                    "must be between 4 and 20 (Pexip's PIN limits)",
+                ))
             }
         };
         let host_pin_length = pin_len("HOST_PIN_LENGTH", 6)?;
@@ -63,7 +66,9 @@ impl RoomSettings {
             .map_err(|e| ConfigError::invalid("ROOM_NAME_PREFIX", e))?;
         let template = match env.get("TAG_URL_TEMPLATE") {
             None => TagTemplate::default(),
-            Some(raw) => TagTemplate::parse(raw).map_err(|e| ConfigError::invalid("TAG_URL_TEMPLATE", e))?,
+            Some(raw) => {
+                TagTemplate::parse(raw).map_err(|e| ConfigError::invalid("TAG_URL_TEMPLATE", e))?
+            }
         };
         let allowed_hosts = env.list_or("UUI_ALLOWED_HOSTS", &["id", "idtest", "iddev"]);
         if let Some(bad) = allowed_hosts
@@ -148,11 +153,16 @@ pub struct GenesysSettings {
 impl GenesysSettings {
     /// Read the Genesys settings; without allowed divisions every agent request is refused.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let raw = env.get("GENESYS_API_BASE").unwrap_or("https://api.cac1.pure.cloud");
+        let raw = env
+            .get("GENESYS_API_BASE")
+            .unwrap_or("https://api.cac1.pure.cloud");
         let api_base = Url::parse(raw.trim_end_matches('/'))
             .map_err(|e| ConfigError::invalid("GENESYS_API_BASE", e))?;
         if !matches!(api_base.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid("GENESYS_API_BASE", "must be an http(s) URL"));
+            return Err(ConfigError::invalid(
+                "GENESYS_API_BASE",
+                "must be an http(s) URL",
+            ));
         }
         Ok(Self {
             api_base,
@@ -190,13 +200,15 @@ mod tests {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{name}: {err}");
         }
-        let err = RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
+        let err =
+            RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
         assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
     }
 
     #[test]
     fn the_event_sink_needs_both_credentials() {
-        let err = EventSinkSettings::from_env(&Env::from_pairs([("EVENT_SINK_USERNAME", "pexip")])).unwrap_err();
+        let err = EventSinkSettings::from_env(&Env::from_pairs([("EVENT_SINK_USERNAME", "pexip")]))
+            .unwrap_err();
         assert_eq!(err.to_string(), "EVENT_SINK_PASSWORD is not set");
     }
 }

@@ -3,10 +3,12 @@
 //! Parse, don't validate: a handler turns raw input into one of these types at the edge and
 //! never holds an unvalidated string afterwards. Nothing here does I/O.
 
+mod event;
 mod pin;
 mod room_name;
 mod uui;
 
+pub use event::{EventBodyError, SinkEvent, parse_event_sink_body};
 pub use pin::{Pin, PinError, PinPair};
 pub use room_name::{RoomName, RoomNameError, RoomNamePrefix};
 pub use uui::{TagTemplate, UuiError, UuiPolicy, VideoCall};
