@@ -18,5 +18,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod functions;
+pub mod genesys;
 pub mod sim;
 pub mod telemetry;
