@@ -20,6 +20,8 @@ pub enum SinkEvent {
     ConferenceEnded {
         room: RoomName,
         node: Option<String>,
+        /// The VMR's tag as the node reported it (empty when absent).
+        tag: String,
     },
     /// A `conference_ended` whose room name is missing or not a valid room name.
     UnnamedConferenceEnded,
@@ -82,8 +84,14 @@ fn conference_ended(envelope: &Envelope) -> SinkEvent {
         .as_ref()
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let tag = envelope
+        .data
+        .get("tag")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     match name.map(RoomName::parse) {
-        Some(Ok(room)) => SinkEvent::ConferenceEnded { room, node },
+        Some(Ok(room)) => SinkEvent::ConferenceEnded { room, node, tag },
         _ => SinkEvent::UnnamedConferenceEnded,
     }
 }
@@ -94,9 +102,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn ended(name: &str, node: &str) -> SinkEvent {
+        ended_tagged(name, node, "")
+    }
+
+    fn ended_tagged(name: &str, node: &str, tag: &str) -> SinkEvent {
         SinkEvent::ConferenceEnded {
             room: RoomName::parse(name).unwrap(),
             node: Some(node.into()),
+            tag: tag.into(),
         }
     }
 
@@ -107,7 +120,7 @@ mod tests {
             "data":{"name":"vbv-abc","service_type":"conference","tag":"t","end_time":2.5}}"#;
         assert_eq!(
             parse_event_sink_body(body).unwrap(),
-            [ended("vbv-abc", "10.0.0.1")]
+            [ended_tagged("vbv-abc", "10.0.0.1", "t")]
         );
     }
 

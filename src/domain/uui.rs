@@ -34,6 +34,30 @@ pub enum UuiError {
     BadVideoCallId,
 }
 
+impl UuiPolicy {
+    /// True when `tag` is a tag URL this policy could have produced: the template rendered
+    /// with an allowed host and a base64url video call id. Rooms tagged like this were handed
+    /// out by this service (or the one it replaces) and are ours to delete once they end.
+    pub fn is_our_tag(&self, tag: &str) -> bool {
+        const MARK: &str = "\u{0}";
+        self.allowed_hosts.iter().any(|host| {
+            let rendered = self.template.render(host, MARK);
+            let Some((before, after)) = rendered.split_once(MARK) else {
+                return false;
+            };
+            tag.strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .is_some_and(is_video_call_id)
+        })
+    }
+}
+
+fn is_video_call_id(s: &str) -> bool {
+    (1..=MAX_VIDEO_CALL_ID_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The caller's video call, taken from validated UUI data.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VideoCall {
@@ -67,11 +91,7 @@ impl VideoCall {
         if !policy.allowed_hosts.iter().any(|h| h == host) {
             return Err(UuiError::HostNotAllowed);
         }
-        let id_ok = (1..=MAX_VIDEO_CALL_ID_LEN).contains(&video_call_id.len())
-            && video_call_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !id_ok {
+        if !is_video_call_id(video_call_id) {
             return Err(UuiError::BadVideoCallId);
         }
         Ok(Self {
@@ -205,6 +225,22 @@ mod tests {
     }
 
     #[test]
+    fn our_tags_are_recognised_and_others_are_not() {
+        let p = policy();
+        assert!(p.is_our_tag("https://id.gov.bc.ca/idcheck/protected/video/MTIz"));
+        assert!(p.is_our_tag("https://iddev.gov.bc.ca/idcheck/protected/video/a-_b"));
+        for other in [
+            "",
+            "https://evil.gov.bc.ca/idcheck/protected/video/MTIz",
+            "https://id.gov.bc.ca/idcheck/protected/video/",
+            "https://id.gov.bc.ca/idcheck/protected/video/a/b",
+            "CASEFLOW",
+        ] {
+            assert!(!p.is_our_tag(other), "{other}");
+        }
+    }
+
+    #[test]
     fn templates_must_name_the_call_and_be_urls() {
         assert!(TagTemplate::parse("https://{host}.example/v/{video_call_id}").is_ok());
         assert!(TagTemplate::parse("https://example/v/").is_err());
@@ -218,6 +254,7 @@ mod tests {
         fn any_valid_call_round_trips(host in "(id|idtest|iddev)", id in "[A-Za-z0-9_-]{1,128}") {
             let raw = hex::encode(format!("{host}&{id}"));
             let tag = tag_of(&raw).unwrap();
+            prop_assert!(policy().is_our_tag(&tag));
             prop_assert_eq!(tag, format!("https://{host}.gov.bc.ca/idcheck/protected/video/{id}"));
         }
 
