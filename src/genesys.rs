@@ -44,12 +44,15 @@ struct Division {
     id: String,
 }
 
+/// Token digest → (when it was checked, the answer).
+type TokenCache = HashMap<Vec<u8>, (Instant, Result<(), AgentAuthError>)>;
+
 /// Checks agent tokens against Genesys Cloud, with a short cache.
 #[derive(Clone)]
 pub struct AgentAuth {
     http: reqwest::Client,
     settings: Arc<GenesysSettings>,
-    cache: Arc<Mutex<HashMap<Vec<u8>, (Instant, Result<(), AgentAuthError>)>>>,
+    cache: Arc<Mutex<TokenCache>>,
 }
 
 impl AgentAuth {
