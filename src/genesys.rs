@@ -125,12 +125,7 @@ impl AgentAuth {
             AgentAuthError::Unavailable("users/me answered something that is not a user".into())
         })?;
         let division = me.division.map(|d| d.id).unwrap_or_default();
-        if self
-            .settings
-            .allowed_divisions
-            .iter()
-            .any(|d| *d == division)
-        {
+        if self.settings.allowed_divisions.contains(&division) {
             Ok(())
         } else {
             tracing::warn!(genesys.division = %division, "agent from a division that may not read rooms");
