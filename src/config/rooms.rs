@@ -44,6 +44,9 @@ pub struct RoomSettings {
     pub reconcile_dry_run: bool,
     /// `BULK_CREATE_MAX` (default 1000): the largest `count` of `POST /room/bulk`.
     pub bulk_create_max: usize,
+    /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name, so deployment slots
+    /// (or tests) sharing one storage account keep separate pools.
+    pub queue_prefix: String,
 }
 
 impl RoomSettings {
@@ -94,7 +97,23 @@ impl RoomSettings {
         if gc_max_dequeue == 0 {
             return Err(ConfigError::invalid("GC_MAX_DEQUEUE", "must be at least 1"));
         }
+        let queue_prefix = env.get("QUEUE_NAME_PREFIX").unwrap_or("").to_owned();
+        // Azure queue names: lowercase letters, digits and single hyphens, 3-63 characters;
+        // the longest of ours adds 26 characters to the prefix.
+        if queue_prefix.len() > 30
+            || !queue_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || queue_prefix.starts_with('-')
+            || queue_prefix.contains("--")
+        {
+            return Err(ConfigError::invalid(
+                "QUEUE_NAME_PREFIX",
+                "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
+            ));
+        }
         Ok(Self {
+            queue_prefix,
             pool_target: env.parse_or("ROOM_POOL_TARGET", 10)?,
             ready_delay: env.seconds_or("ROOM_READY_DELAY_SECONDS", 90)?,
             delete_grace: env.seconds_or("ROOM_DELETE_GRACE_SECONDS", 600)?,
@@ -195,6 +214,7 @@ mod tests {
             ("UUI_ALLOWED_HOSTS", "id,evil.com/?"),
             ("ROOM_POOL_TARGET", "-1"),
             ("GC_MAX_DEQUEUE", "0"),
+            ("QUEUE_NAME_PREFIX", "Bad_Prefix"),
         ];
         for (name, value) in cases {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();

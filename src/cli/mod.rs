@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Env, TelemetrySettings};
 
+mod app;
+mod dev;
+mod serve;
+
 /// Pexip Infinity room broker (Azure Functions custom handler).
 #[derive(Debug, Parser)]
 #[command(name = "pexip-sdk", version, about)]
@@ -19,6 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the Function App's routes (what the Azure Functions host runs).
+    Serve(serve::ServeArgs),
+    /// Run everything locally: simulator, in-memory queues, timers, and the routes.
+    Dev(dev::DevArgs),
     /// Run the Pexip simulator alone (a test peer for `func start` setups and scripts).
     Sim(crate::sim::SimArgs),
 }
@@ -37,6 +45,8 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
+            Command::Serve(args) => serve::run(args, &env).await,
+            Command::Dev(args) => dev::run(args, &env).await,
             Command::Sim(args) => crate::sim::run(args, &env).await,
         }
     });

@@ -1,0 +1,123 @@
+//! Composition shared by `serve` and `dev`: settings → clients → service → router, and the
+//! HTTP server with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::{ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings, RoomSettings, StorageSettings};
+use crate::genesys::AgentAuth;
+use crate::pexip::PexipClient;
+use crate::queue::QueueService;
+use crate::rooms::RoomService;
+use crate::routes::{AppState, build_router};
+
+/// How long background work may run after SIGTERM before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Every setting the service needs, validated before anything starts.
+pub struct AppSettings {
+    pub pexip: PexipSettings,
+    pub storage: StorageSettings,
+    pub rooms: RoomSettings,
+    pub event_sink: EventSinkSettings,
+    pub genesys: GenesysSettings,
+}
+
+impl AppSettings {
+    /// Read all settings; `storage` is the fallback when `AzureWebJobsStorage*` is unset
+    /// (`dev` passes in-memory; `serve` passes `None` and so requires a setting).
+    pub fn from_env(env: &Env, storage_fallback: Option<StorageSettings>) -> Result<Self, ConfigError> {
+        let storage = match StorageSettings::from_env(env)? {
+            Some(s) => s,
+            None => storage_fallback.ok_or_else(|| ConfigError::missing("AzureWebJobsStorage"))?,
+        };
+        Ok(Self {
+            pexip: PexipSettings::from_env(env)?,
+            storage,
+            rooms: RoomSettings::from_env(env)?,
+            event_sink: EventSinkSettings::from_env(env)?,
+            genesys: GenesysSettings::from_env(env)?,
+        })
+    }
+}
+
+/// The wired application: the router's state and the service (for timers and shutdown).
+pub struct App {
+    pub state: AppState,
+    pub rooms: RoomService,
+}
+
+impl App {
+    /// Build clients and the service. No network I/O beyond what the constructors need.
+    pub fn build(settings: AppSettings, queues: QueueService) -> anyhow::Result<Self> {
+        let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
+        let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .context("HTTP client")?;
+        let state = AppState {
+            rooms: rooms.clone(),
+            event_sink: Arc::new(settings.event_sink),
+            agents: AgentAuth::new(settings.genesys, http),
+        };
+        Ok(Self { state, rooms })
+    }
+
+    /// Create the queues if needed. A storage outage at start is logged, not fatal: the
+    /// routes answer 503 until it is back, which beats a crash loop under the host.
+    pub async fn prepare_queues(&self) {
+        if let Err(e) = self.rooms.ensure_queues().await {
+            tracing::warn!(error = %e, "could not create the queues at start; will retry on use");
+        }
+    }
+
+    /// Serve on `listener` until `shutdown` completes, then let background work finish.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = build_router(self.state);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server")?;
+        self.rooms.shutdown(SHUTDOWN_GRACE).await;
+        Ok(())
+    }
+}
+
+/// Bind 127.0.0.1:`port` (the host only calls loopback).
+pub async fn bind(port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Resolves on SIGTERM (what the Functions host and Azure send) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,157 @@
+//! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator,
+//! in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
+//! two timers on the schedules of their function.json, and the same routes as `serve`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt as _;
+
+use super::app::{App, AppSettings, bind, shutdown_signal};
+use crate::config::{Env, StorageSettings};
+use crate::functions::{AppLayout, TimerFunction};
+use crate::queue::QueueService;
+use crate::routes::build_router;
+use crate::sim::{EventSinkTarget, SimConfig};
+
+/// Arguments of `dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Port of the service on 127.0.0.1.
+    #[arg(long, default_value_t = 7071)]
+    pub port: u16,
+    /// Port of the embedded Pexip simulator on 127.0.0.1.
+    #[arg(long, default_value_t = 7072)]
+    pub sim_port: u16,
+    /// Seconds before a new room is dialable on the simulator (real Pexip: about 90). Dev
+    /// defaults to 0 so a room can be used at once; `ROOM_READY_DELAY_SECONDS` follows it
+    /// unless set.
+    #[arg(long, default_value_t = 0)]
+    pub replication_delay_seconds: u64,
+}
+
+/// Start the simulator, then the service wired to it; run until Ctrl-C.
+pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
+    let sim_listener = bind(args.sim_port).await.context("simulator")?;
+    let listener = bind(args.port).await.context("service")?;
+    let service_url = format!("http://127.0.0.1:{}", args.port);
+
+    let sink_password = uuid::Uuid::new_v4().simple().to_string();
+    let sim = crate::sim::start(
+        SimConfig {
+            replication_delay: Duration::from_secs(args.replication_delay_seconds),
+            event_sinks: vec![EventSinkTarget {
+                url: format!("{service_url}/public/event_sink"),
+                username: Some("pexip".into()),
+                password: Some(sink_password.clone()),
+                bulk: false,
+                version: 2,
+            }],
+            ..SimConfig::default()
+        },
+        sim_listener,
+    )
+    .await
+    .context("simulator")?;
+
+    // The simulator is this process's Pexip; everything else keeps the operator's values.
+    let mut env = env.clone();
+    env.set("PEXIP_BASE_URL", sim.base_url());
+    env.set("PEXIP_CLIENT_ID", sim.client_id());
+    env.set("PEXIP_PRIVATE_KEY", sim.private_key_pem());
+    env.set("EVENT_SINK_USERNAME", "pexip");
+    env.set("EVENT_SINK_PASSWORD", sink_password.clone());
+    env.set_default("ROOM_READY_DELAY_SECONDS", args.replication_delay_seconds.to_string());
+    let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
+    let queues_label = settings.storage.describe();
+    let queues = match &settings.storage {
+        StorageSettings::InMemory => QueueService::in_memory(),
+        other => QueueService::connect(other).context("queues")?,
+    };
+    let app = App::build(settings, queues)?;
+    app.prepare_queues().await;
+
+    let seed = app.rooms.clone();
+    tokio::spawn(async move {
+        match seed.top_up_pool().await {
+            Ok(r) => tracing::info!(created = r.created, "pool seeded"),
+            Err(e) => tracing::warn!(error = %e, "could not seed the pool"),
+        }
+    });
+
+    let layout = load_layout()?;
+    let router = build_router(app.state.clone());
+    for timer in layout.timers() {
+        tokio::spawn(run_timer(timer.clone(), router.clone()));
+    }
+
+    println!("pexip-sdk dev is running");
+    println!("  service    {service_url}   (OpenAPI docs: {service_url}/docs)");
+    println!("  simulator  {}   (control API under /_sim/)", sim.base_url());
+    println!("  queues     {queues_label}");
+    for t in layout.timers() {
+        println!("  timer      {} on \"{}\" (or POST {service_url}/{})", t.name, t.schedule.as_str(), t.name);
+    }
+    println!("  event sink Basic pexip:{sink_password}");
+    println!();
+    println!("Try:");
+    println!(
+        "  curl -s -X POST '{service_url}/room/create?uuiData=6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex'"
+    );
+    println!();
+
+    let result = app.serve(listener, shutdown_signal()).await;
+    sim.shutdown().await;
+    result
+}
+
+/// The function folders: next to the working directory when run from the repository (as
+/// `cargo run` does), else where this crate was built.
+fn load_layout() -> anyhow::Result<AppLayout> {
+    let candidates = [
+        std::env::current_dir().unwrap_or_default(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ];
+    let root = candidates
+        .iter()
+        .find(|d| d.join("host.json").is_file())
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("."));
+    AppLayout::load(root).context("reading host.json and the function folders")
+}
+
+/// Fire `timer` on its schedule by sending the host's invoke payload through the router, so
+/// dev exercises the same path as Azure.
+async fn run_timer(timer: TimerFunction, router: axum::Router) {
+    let mut last = "0001-01-01T00:00:00+00:00".to_owned();
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        let next = timer.schedule.next_after(now);
+        let wait = Duration::try_from(next - now).unwrap_or(Duration::from_secs(1));
+        tokio::time::sleep(wait).await;
+        let fired = time::OffsetDateTime::now_utc();
+        let payload = serde_json::json!({
+            "Data": {"timer": {
+                "Schedule": {"AdjustForDST": true},
+                "ScheduleStatus": {"Last": last, "Next": timer.schedule.next_after(fired).to_string(), "LastUpdated": fired.to_string()},
+                "IsPastDue": false,
+            }},
+            "Metadata": {"sys": {"MethodName": timer.name, "UtcNow": fired.to_string(), "RandGuid": uuid::Uuid::new_v4().to_string()}},
+        });
+        last = fired.to_string();
+        let request = Request::post(format!("/{}", timer.name))
+            .header("content-type", "application/json")
+            .header(crate::functions::INVOCATION_ID_HEADER, uuid::Uuid::new_v4().to_string())
+            .body(Body::from(payload.to_string()));
+        match request {
+            Ok(request) => match router.clone().oneshot(request).await {
+                Ok(response) => tracing::info!(timer = %timer.name, status = %response.status(), "timer fired"),
+                Err(e) => tracing::warn!(timer = %timer.name, error = %e, "timer invocation failed"),
+            },
+            Err(e) => tracing::warn!(timer = %timer.name, error = %e, "could not build the timer request"),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Allocation: hand a ready room to a caller, idempotently per video call, and refill the pool.
+//!
+//! The order is the safety argument: receive a pool message → **delete it** → check the room is
+//! untagged → PATCH the tag → answer. Only the caller whose delete succeeds owns the room, so a
+//! room can never reach two callers; a crash after the delete leaks a room, which the
+//! reconciler finds. The rejected alternative, PATCH first and delete after, can hand one room
+//! to two callers when the message reappears after a crash.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::stats::Counters;
+use super::{RoomService, RoomsError};
+use crate::domain::VideoCall;
+use crate::pexip::{Conference, PexipError};
+use crate::queue::{PoolMessage, QueueError, ReceivedMessage};
+
+/// How long a received pool message stays invisible while we claim it. Long enough for the
+/// delete that follows; if we die before it, the room is back in the pool this soon.
+const CLAIM_VISIBILITY: Duration = Duration::from_secs(30);
+/// Pool messages tried per allocation before falling back to creating a room.
+const MAX_POOL_TRIES: usize = 5;
+/// Rooms created at once by a refill; the Pexip client's cap bounds the real concurrency.
+const REFILL_CONCURRENCY: usize = 5;
+
+/// Where an allocated room came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocationSource {
+    /// The video call already had this room (a repeated create).
+    Existing,
+    /// Popped from the pool.
+    Pool,
+    /// Created on the spot because the pool was empty.
+    Created,
+}
+
+/// A room handed to a caller.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    pub conference: Conference,
+    pub source: AllocationSource,
+}
+
+/// What became of one pool message.
+enum Claim {
+    /// The room is ours and tagged.
+    Won(Box<Conference>),
+    /// Not usable (someone else owns it, gone, already tagged, garbled): try the next one.
+    Skipped,
+}
+
+impl RoomService {
+    /// Give the caller of `call` a room tagged with the call's tag URL.
+    pub async fn allocate(&self, call: &VideoCall) -> Result<Allocation, RoomsError> {
+        let tag = call.tag(&self.inner.settings.uui.template);
+        // The tag lookup (idempotency) runs beside the pop so the common path pays no extra
+        // round trip.
+        let (existing, popped) = tokio::join!(self.find_tagged(&tag), self.pop());
+        match existing {
+            Ok(Some(conference)) => {
+                if let Ok(Some(message)) = popped {
+                    self.release(&message).await;
+                }
+                Counters::add(&self.inner.stats.allocations_existing, 1);
+                tracing::info!(room.name = %conference.name, "video call already has a room");
+                return Ok(Allocation {
+                    conference,
+                    source: AllocationSource::Existing,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if let Ok(Some(message)) = popped {
+                    self.release(&message).await;
+                }
+                return Err(e.into());
+            }
+        }
+
+        let mut next = match popped {
+            Ok(message) => message,
+            Err(e) => {
+                // The pool is unreachable; a room created on the spot still serves the caller.
+                tracing::warn!(error = %e, "pool queue unavailable; creating a room directly");
+                None
+            }
+        };
+        for _ in 0..MAX_POOL_TRIES {
+            let Some(message) = next.take() else { break };
+            if let Claim::Won(conference) = self.claim(message, &tag).await? {
+                Counters::add(&self.inner.stats.allocations, 1);
+                self.spawn_replenish(1);
+                tracing::info!(room.name = %conference.name, "room allocated from the pool");
+                return Ok(Allocation {
+                    conference: *conference,
+                    source: AllocationSource::Pool,
+                });
+            }
+            next = self.pop().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "pool queue unavailable while retrying");
+                None
+            });
+        }
+
+        Counters::add(&self.inner.stats.pool_empty_fallbacks, 1);
+        tracing::warn!("pool empty: creating a room synchronously");
+        let conference = self.create_room(&self.inner.pexip, &tag).await?;
+        Counters::add(&self.inner.stats.allocations, 1);
+        self.spawn_top_up();
+        Ok(Allocation {
+            conference,
+            source: AllocationSource::Created,
+        })
+    }
+
+    /// The room already tagged for this call, if any (lowest id wins if several).
+    async fn find_tagged(&self, tag: &str) -> Result<Option<Conference>, PexipError> {
+        let rooms = self.inner.pexip.list_conferences(&[("tag", tag)]).await?;
+        Ok(rooms.into_iter().min_by_key(|c| c.id))
+    }
+
+    async fn pop(&self) -> Result<Option<ReceivedMessage>, QueueError> {
+        Ok(self.inner.pool.receive(1, CLAIM_VISIBILITY).await?.into_iter().next())
+    }
+
+    /// Make a popped message visible again (we did not need it).
+    async fn release(&self, message: &ReceivedMessage) {
+        if let Err(e) = self.inner.pool.set_visibility(&message.receipt, Duration::ZERO).await {
+            // It reappears by itself after CLAIM_VISIBILITY.
+            tracing::debug!(error = %e, "could not release a pool message early");
+        }
+    }
+
+    async fn claim(&self, message: ReceivedMessage, tag: &str) -> Result<Claim, RoomsError> {
+        let pool = &self.inner.pool;
+        let Ok(entry) = PoolMessage::parse(&message.text) else {
+            tracing::warn!("garbled pool message moved to the poison queue");
+            if let Err(e) = pool.move_to(&message, &self.inner.pool_poison).await {
+                tracing::warn!(error = %e, "could not move a garbled pool message");
+            }
+            return Ok(Claim::Skipped);
+        };
+        match pool.delete(&message.receipt).await {
+            Ok(()) => {}
+            // Our claim expired and someone else received the message: the room is theirs.
+            Err(QueueError::StaleReceipt | QueueError::MessageNotFound) => return Ok(Claim::Skipped),
+            Err(e) => return Err(e.into()),
+        }
+        // From here the room is ours alone. Anything that fails puts it back in the pool.
+        match self.tag_claimed(&entry, tag).await {
+            Ok(claim) => Ok(claim),
+            Err(e) => {
+                self.requeue(&entry).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn tag_claimed(&self, entry: &PoolMessage, tag: &str) -> Result<Claim, RoomsError> {
+        let pexip = &self.inner.pexip;
+        let found = match entry.id {
+            Some(id) => match pexip.get_conference(id).await {
+                Ok(c) => Some(c),
+                Err(PexipError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => pexip.find_conference(&entry.name).await?,
+        };
+        let Some(mut conference) = found.filter(|c| c.name == entry.name) else {
+            tracing::info!(room.name = %entry.name, "pooled room no longer exists; skipped");
+            return Ok(Claim::Skipped);
+        };
+        if !conference.tag.is_empty() {
+            // Never hand out a room that is already someone's, whatever the queue says.
+            tracing::warn!(room.name = %conference.name, "pooled room already tagged; skipped");
+            return Ok(Claim::Skipped);
+        }
+        match pexip.patch_conference(conference.id, &json!({ "tag": tag })).await {
+            Ok(()) => {}
+            Err(PexipError::NotFound) => return Ok(Claim::Skipped),
+            Err(e) => return Err(e.into()),
+        }
+        conference.tag = tag.to_owned();
+        Ok(Claim::Won(Box::new(conference)))
+    }
+
+    /// Put a claimed room back in the pool. If this fails too the room is leaked, and the
+    /// reconciler will find it.
+    async fn requeue(&self, entry: &PoolMessage) {
+        if let Err(e) = self.inner.pool.send(&entry.to_text(), Duration::ZERO).await {
+            tracing::warn!(room.name = %entry.name, error = %e, "claimed room could not be returned to the pool");
+        }
+    }
+
+    /// Create `count` pool rooms in the background (one per allocation; bulk create).
+    pub(super) fn spawn_replenish(&self, count: usize) {
+        let service = self.clone();
+        self.inner.tasks.spawn(async move {
+            service.create_pool_rooms(count).await;
+        });
+    }
+
+    /// Create `count` rooms and enqueue each with the replication delay, with background
+    /// priority. Returns how many made it into the pool.
+    pub(super) async fn create_pool_rooms(&self, count: usize) -> usize {
+        use futures::StreamExt as _;
+        let created = futures::stream::iter(0..count)
+            .map(|_| self.create_pool_room())
+            .buffer_unordered(REFILL_CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        Counters::add(&self.inner.stats.rooms_replenished, created as u64);
+        Counters::add(&self.inner.stats.replenish_failures, (count - created) as u64);
+        created
+    }
+
+    async fn create_pool_room(&self) -> bool {
+        let background = self.inner.pexip.background();
+        let conference = match self.create_room(&background, "").await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not create a pool room");
+                return false;
+            }
+        };
+        let entry = PoolMessage {
+            name: conference.name.clone(),
+            id: Some(conference.id),
+        };
+        // Invisible until Pexip has replicated the room to its Conferencing Nodes.
+        match self.inner.pool.send(&entry.to_text(), self.inner.settings.ready_delay).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(room.name = %conference.name, error = %e, "could not enqueue a new pool room; deleting it");
+                if let Err(e) = background.delete_conference(conference.id).await {
+                    tracing::warn!(room.name = %conference.name, error = %e, "could not delete the unpooled room; the reconciler will");
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The event sink's work: turn `conference_ended` events into deletion messages.
+//!
+//! Nothing is deleted here: the message is delayed by the grace period, and the garbage
+//! collector checks Pexip (still ours? live again?) before it deletes anything. A forged or
+//! repeated event can therefore at worst cost one status check.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::stats::Counters;
+use super::{RoomService, RoomsError};
+use crate::domain::{RoomName, SinkEvent};
+use crate::queue::DeletionMessage;
+
+/// What the event sink did with one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventReport {
+    /// Events in the request (bulk envelopes unpacked).
+    pub events: usize,
+    /// Rooms queued for deletion.
+    pub queued: usize,
+    /// `conference_ended` events for persistent rooms, rooms not ours, or without a name.
+    pub skipped: usize,
+}
+
+impl RoomService {
+    /// Queue each room whose conference ended for deletion after the grace period. A room
+    /// named several times in one request (one `conference_ended` per node) is queued once.
+    pub async fn handle_events(&self, events: &[SinkEvent]) -> Result<EventReport, RoomsError> {
+        let mut report = EventReport {
+            events: events.len(),
+            ..EventReport::default()
+        };
+        let mut rooms: BTreeSet<&RoomName> = BTreeSet::new();
+        for event in events {
+            match event {
+                SinkEvent::ConferenceEnded { room, tag, .. }
+                    if !self.is_persistent(room.as_str()) && self.is_ours(room.as_str(), tag) =>
+                {
+                    rooms.insert(room);
+                }
+                SinkEvent::ConferenceEnded { room, .. } => {
+                    tracing::debug!(room.name = %room, "conference_ended for a room we do not delete");
+                    report.skipped += 1;
+                }
+                SinkEvent::UnnamedConferenceEnded => report.skipped += 1,
+                SinkEvent::Ignored(_) => {}
+            }
+        }
+        let grace = self.inner.settings.delete_grace;
+        for room in rooms {
+            let message = DeletionMessage {
+                name: room.as_str().to_owned(),
+                reason: "conference_ended".to_owned(),
+                first_enqueued: OffsetDateTime::now_utc(),
+            };
+            self.inner.deletion.send(&message.to_text(), grace).await?;
+            report.queued += 1;
+            Counters::add(&self.inner.stats.deletions_queued, 1);
+            tracing::info!(room.name = %room, grace_s = grace.as_secs(), "room queued for deletion");
+        }
+        Ok(report)
+    }
+}

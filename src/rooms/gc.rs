@@ -1,0 +1,300 @@
+//! The garbage collector (`gc_timer`): drains the deletion queue and deletes ended rooms.
+//!
+//! It loops until the queue is empty or the time budget is spent (the old service took 20
+//! messages per run, ≤ 120 deletions an hour). Per batch of up to 32 messages it asks Pexip
+//! twice (which rooms are live; which of the named rooms exist) and then deletes with the
+//! client's bounded concurrency, so Pexip latency, not round trips per room, sets the pace.
+//!
+//! Per room: persistent → never touched; live again → deferred by the grace period; gone →
+//! done; not ours, or re-tagged since the event → left alone; otherwise deleted (404 = done).
+//! A message that keeps failing is moved to the poison queue after `GC_MAX_DEQUEUE` tries.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::RoomService;
+use super::stats::Counters;
+use crate::pexip::{Conference, Deleted};
+use crate::queue::{DeletionMessage, ReceivedMessage};
+
+/// Messages per receive (the service maximum).
+const BATCH: u8 = 32;
+/// How long received messages stay hidden while a batch is processed; a message whose room
+/// failed to delete comes back after this.
+const GC_VISIBILITY: Duration = Duration::from_secs(120);
+/// Rooms deleted at once; the Pexip client's cap bounds the real concurrency.
+const DELETE_CONCURRENCY: usize = 5;
+/// Clock tolerance when judging a message's age against the grace period.
+const AGE_TOLERANCE: Duration = Duration::from_secs(30);
+
+/// What one GC run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Messages received.
+    pub received: usize,
+    /// Rooms deleted on Pexip.
+    pub deleted: usize,
+    /// Rooms already gone (404 or not listed).
+    pub already_gone: usize,
+    /// Extra messages for a room already handled (one `conference_ended` per node).
+    pub duplicates: usize,
+    /// Rooms live again: deferred by the grace period.
+    pub deferred_live: usize,
+    /// Messages not yet old enough (written without a visibility delay): deferred.
+    pub deferred_young: usize,
+    /// Persistent rooms, never deleted.
+    pub skipped_persistent: usize,
+    /// Rooms that are not ours or were re-tagged since the event.
+    pub skipped_not_ours: usize,
+    /// Messages moved to the poison queue (garbled or failed too often).
+    pub poisoned: usize,
+    /// Rooms whose deletion failed; their messages come back for another try.
+    pub failed: usize,
+    /// True when the run stopped because the time budget was spent.
+    pub budget_exhausted: bool,
+    /// True when the run stopped because Pexip or the queue could not be reached.
+    pub interrupted: bool,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+/// One room's messages in a batch.
+struct Group {
+    messages: Vec<ReceivedMessage>,
+    /// The tag the room had when its conference ended, if the event said.
+    tag: Option<String>,
+}
+
+/// What happened to one room.
+enum Outcome {
+    Deleted,
+    Gone,
+    DeferLive,
+    NotOurs,
+    Failed,
+}
+
+impl RoomService {
+    /// Drain the deletion queue within the configured time budget.
+    pub async fn collect_garbage(&self) -> GcReport {
+        let started = Instant::now();
+        let deadline = started + self.inner.settings.gc_time_budget;
+        let mut report = GcReport::default();
+        // Rooms settled in this run: later messages naming them are duplicates.
+        let mut settled: HashSet<String> = HashSet::new();
+        loop {
+            if Instant::now() >= deadline {
+                report.budget_exhausted = true;
+                break;
+            }
+            // Ask Pexip first: if it is down, stop before receiving, so an outage does not
+            // raise dequeue counts towards the poison queue.
+            let live = match self.inner.pexip.background().live_conferences(&[]).await {
+                Ok(list) => list.into_iter().map(|c| c.name).collect::<HashSet<_>>(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "GC stopped: Pexip status unavailable");
+                    report.interrupted = true;
+                    break;
+                }
+            };
+            let batch = match self.inner.deletion.receive(BATCH, GC_VISIBILITY).await {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "GC stopped: deletion queue unavailable");
+                    report.interrupted = true;
+                    break;
+                }
+            };
+            report.received += batch.len();
+            if !self.process_batch(batch, &live, &mut settled, &mut report).await {
+                report.interrupted = true;
+                break;
+            }
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Counters::add(&self.inner.stats.rooms_deleted, report.deleted as u64);
+        tracing::info!(
+            gc.received = report.received,
+            gc.deleted = report.deleted,
+            gc.already_gone = report.already_gone,
+            gc.duplicates = report.duplicates,
+            gc.deferred_live = report.deferred_live,
+            gc.poisoned = report.poisoned,
+            gc.failed = report.failed,
+            duration_ms = report.duration_ms,
+            "garbage collection finished"
+        );
+        report
+    }
+
+    /// Handle one batch. Returns false when Pexip could not be asked about the batch.
+    async fn process_batch(
+        &self,
+        batch: Vec<ReceivedMessage>,
+        live: &HashSet<String>,
+        settled: &mut HashSet<String>,
+        report: &mut GcReport,
+    ) -> bool {
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for message in batch {
+            let Ok(entry) = DeletionMessage::parse(&message.text) else {
+                tracing::warn!("garbled deletion message moved to the poison queue");
+                self.poison(&message, report).await;
+                continue;
+            };
+            if message.dequeue_count > self.inner.settings.gc_max_dequeue {
+                tracing::warn!(room.name = %entry.name, dequeue_count = message.dequeue_count, "deletion failed too often; moved to the poison queue");
+                self.poison(&message, report).await;
+                continue;
+            }
+            if settled.contains(&entry.name) {
+                report.duplicates += 1;
+                self.forget(&message).await;
+                continue;
+            }
+            if let Some(wait) = self.too_young(&message) {
+                report.deferred_young += 1;
+                self.defer(&message, wait).await;
+                continue;
+            }
+            if self.is_persistent(&entry.name) {
+                report.skipped_persistent += 1;
+                self.forget(&message).await;
+                continue;
+            }
+            let group = groups.entry(entry.name.clone()).or_insert_with(|| Group {
+                messages: Vec::new(),
+                tag: None,
+            });
+            group.tag = group.tag.take().or(entry.tag);
+            group.messages.push(message);
+        }
+        if groups.is_empty() {
+            return true;
+        }
+
+        // One list call for every room named in the batch.
+        let names: Vec<&str> = groups.keys().map(String::as_str).collect();
+        let joined = names.join(",");
+        let rooms = match self.inner.pexip.background().list_conferences(&[("name__in", &joined)]).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(error = %e, "GC could not look rooms up; messages come back later");
+                report.failed += groups.len();
+                return false;
+            }
+        };
+        let mut by_name: HashMap<String, Conference> = rooms.into_iter().map(|c| (c.name.clone(), c)).collect();
+
+        let work: Vec<(String, Group, Option<Conference>)> = groups
+            .into_iter()
+            .map(|(name, group)| {
+                let room = by_name.remove(&name);
+                (name, group, room)
+            })
+            .collect();
+        let outcomes: Vec<(String, Group, Outcome)> = futures::stream::iter(work)
+            .map(|(name, group, room)| async move {
+                let outcome = self.settle(&name, group.tag.as_deref(), room, live).await;
+                (name, group, outcome)
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
+
+        for (name, group, outcome) in outcomes {
+            let (first, rest) = group.messages.split_first().expect("a group has a message");
+            match outcome {
+                Outcome::Failed => {
+                    // Leave every message: they come back after GC_VISIBILITY.
+                    report.failed += 1;
+                    continue;
+                }
+                Outcome::DeferLive => {
+                    report.deferred_live += 1;
+                    self.defer(first, self.inner.settings.delete_grace).await;
+                }
+                Outcome::Deleted => {
+                    report.deleted += 1;
+                    self.forget(first).await;
+                }
+                Outcome::Gone => {
+                    report.already_gone += 1;
+                    self.forget(first).await;
+                }
+                Outcome::NotOurs => {
+                    report.skipped_not_ours += 1;
+                    self.forget(first).await;
+                }
+            }
+            report.duplicates += rest.len();
+            for message in rest {
+                self.forget(message).await;
+            }
+            settled.insert(name);
+        }
+        true
+    }
+
+    /// Decide and act for one room.
+    async fn settle(&self, name: &str, event_tag: Option<&str>, room: Option<Conference>, live: &HashSet<String>) -> Outcome {
+        if live.contains(name) {
+            tracing::info!(room.name = %name, "conference live again; deletion deferred");
+            return Outcome::DeferLive;
+        }
+        let Some(room) = room else {
+            return Outcome::Gone;
+        };
+        let retagged = event_tag.is_some_and(|t| !t.is_empty() && t != room.tag);
+        if retagged || !self.is_ours(&room.name, &room.tag) {
+            tracing::warn!(room.name = %name, "room is not ours or was re-tagged since its conference ended; not deleted");
+            return Outcome::NotOurs;
+        }
+        match self.inner.pexip.background().delete_conference(room.id).await {
+            Ok(Deleted::Now) => {
+                tracing::info!(room.name = %name, "room deleted after its conference ended");
+                Outcome::Deleted
+            }
+            Ok(Deleted::AlreadyGone) => Outcome::Gone,
+            Err(e) => {
+                tracing::warn!(room.name = %name, error = %e, "room deletion failed; will retry");
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// How much longer a message must wait, if it was written without a visibility delay
+    /// (older service) and is younger than the grace period.
+    fn too_young(&self, message: &ReceivedMessage) -> Option<Duration> {
+        let grace = self.inner.settings.delete_grace;
+        let inserted = message.inserted_at?;
+        let age = OffsetDateTime::now_utc() - inserted;
+        let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
+        (age + AGE_TOLERANCE < grace).then(|| grace - age)
+    }
+
+    async fn forget(&self, message: &ReceivedMessage) {
+        if let Err(e) = self.inner.deletion.delete(&message.receipt).await {
+            tracing::debug!(error = %e, "could not delete a settled deletion message; it will be seen again");
+        }
+    }
+
+    async fn defer(&self, message: &ReceivedMessage, by: Duration) {
+        if let Err(e) = self.inner.deletion.set_visibility(&message.receipt, by).await {
+            tracing::debug!(error = %e, "could not defer a deletion message");
+        }
+    }
+
+    async fn poison(&self, message: &ReceivedMessage, report: &mut GcReport) {
+        match self.inner.deletion.move_to(message, &self.inner.deletion_poison).await {
+            Ok(()) => report.poisoned += 1,
+            Err(e) => tracing::warn!(error = %e, "could not move a message to the poison queue"),
+        }
+    }
+}

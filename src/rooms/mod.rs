@@ -1,0 +1,199 @@
+//! The room service: allocation, replenishment, deletion, reconciliation and metrics, as plain
+//! async functions over the Pexip client and the queues. Knows nothing of HTTP.
+//!
+//! Safety rules this module keeps (see DESIGN.md, Flows):
+//! - a room reaches at most one caller: whoever deletes its pool message owns it, and a room
+//!   that already carries a tag is never handed out again;
+//! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, and
+//!   not live according to Pexip's status API;
+//! - nothing is lost on failure: a claimed room whose tagging failed goes back to the pool, and
+//!   deletion messages that fail stay for redelivery until they are moved to the poison queue.
+
+mod allocate;
+mod events;
+mod gc;
+mod manage;
+mod metrics;
+mod reconcile;
+mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use tokio_util::task::TaskTracker;
+
+pub use allocate::{Allocation, AllocationSource};
+pub use events::EventReport;
+pub use gc::GcReport;
+pub use manage::{RoomPatch, RoomPatchError};
+pub use metrics::MetricsReport;
+pub use reconcile::{ReconcileReport, TopUpReport};
+pub use stats::ServiceStats;
+
+use crate::config::RoomSettings;
+use crate::domain::{PinPair, RoomName};
+use crate::pexip::{Conference, NewConference, PexipClient, PexipError};
+use crate::queue::{DELETION_QUEUE, POOL_QUEUE, Queue, QueueError, QueueService, poison_name};
+
+/// Why a room operation failed, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomsError {
+    /// No room has this name.
+    #[error("room not found")]
+    NotFound,
+    /// The room is persistent (`test_`, `vkiosk_`, ...) and this service never deletes it.
+    #[error("room is persistent and cannot be deleted")]
+    Persistent,
+    /// The request cannot be carried out as given.
+    #[error("{0}")]
+    Invalid(String),
+    /// Pexip refused or failed.
+    #[error("Pexip: {0}")]
+    Pexip(#[from] PexipError),
+    /// The queues failed.
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+/// The room service. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct RoomService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Caller-priority client; `.background()` for work no caller waits on.
+    pexip: PexipClient,
+    /// `room-creation-queue`: rooms ready to hand out.
+    pool: Queue,
+    /// Where garbled pool messages go.
+    pool_poison: Queue,
+    /// `room-deletion-queue`: rooms whose conference ended.
+    deletion: Queue,
+    /// Where deletion messages go after failing too often.
+    deletion_poison: Queue,
+    settings: RoomSettings,
+    stats: stats::Counters,
+    /// Background work (replenishment, bulk jobs), awaited on graceful shutdown.
+    tasks: TaskTracker,
+    /// Set while a background top-up runs, so a burst of pool-empty allocations starts one.
+    top_up_running: AtomicBool,
+    /// Counters at the previous metrics run, to report "since the last run".
+    last_metrics: std::sync::Mutex<Option<metrics::Baseline>>,
+}
+
+impl RoomService {
+    /// Build the service over a Pexip client and a queue service. No I/O.
+    pub fn new(pexip: PexipClient, queues: &QueueService, settings: RoomSettings) -> Result<Self, RoomsError> {
+        let named = |name: &str| queues.queue(&format!("{}{name}", settings.queue_prefix));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pexip,
+                pool: named(POOL_QUEUE)?,
+                pool_poison: named(&poison_name(POOL_QUEUE))?,
+                deletion: named(DELETION_QUEUE)?,
+                deletion_poison: named(&poison_name(DELETION_QUEUE))?,
+                settings,
+                stats: stats::Counters::default(),
+                tasks: TaskTracker::new(),
+                top_up_running: AtomicBool::new(false),
+                last_metrics: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Create the four queues if they do not exist (idempotent; done once at start).
+    pub async fn ensure_queues(&self) -> Result<(), RoomsError> {
+        let i = &self.inner;
+        for q in [&i.pool, &i.pool_poison, &i.deletion, &i.deletion_poison] {
+            q.ensure_exists().await?;
+        }
+        Ok(())
+    }
+
+    /// The settings the service runs with.
+    pub fn settings(&self) -> &RoomSettings {
+        &self.inner.settings
+    }
+
+    /// The Pexip client (health checks use it).
+    pub fn pexip(&self) -> &PexipClient {
+        &self.inner.pexip
+    }
+
+    /// The pool queue (health checks and tests use it).
+    pub fn pool_queue(&self) -> &Queue {
+        &self.inner.pool
+    }
+
+    /// The deletion queue.
+    pub fn deletion_queue(&self) -> &Queue {
+        &self.inner.deletion
+    }
+
+    /// Cumulative counters since start.
+    pub fn stats(&self) -> ServiceStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Stop accepting background work and wait (up to `timeout`) for what is running, so a
+    /// SIGTERM does not cut a replenishment between "room created" and "room enqueued".
+    pub async fn shutdown(&self, timeout: std::time::Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = self.inner.tasks.len(), "background work still running at shutdown");
+        }
+    }
+
+    /// Wait until all background work started so far has finished (tests, benchmarks).
+    pub async fn background_idle(&self) {
+        let tasks = &self.inner.tasks;
+        // TaskTracker::wait needs a closed tracker; reopen afterwards so work can continue.
+        tasks.close();
+        tasks.wait().await;
+        tasks.reopen();
+    }
+
+    /// True for rooms this service never deletes.
+    fn is_persistent(&self, name: &str) -> bool {
+        self.inner
+            .settings
+            .persistent_prefixes
+            .iter()
+            .any(|p| name.starts_with(p.as_str()))
+    }
+
+    /// True for rooms this service created (its name prefix) or handed out (its tag format).
+    fn is_ours(&self, name: &str, tag: &str) -> bool {
+        name.starts_with(self.inner.settings.name_prefix.as_str()) || self.inner.settings.uui.is_our_tag(tag)
+    }
+
+    /// The request to create a new room: fresh name and PINs, guests allowed.
+    fn new_room(&self, tag: &str) -> Result<NewConference, RoomsError> {
+        let s = &self.inner.settings;
+        let name = RoomName::generate(&s.name_prefix);
+        let pins = PinPair::generate(s.host_pin_length, s.guest_pin_length)
+            .map_err(|e| RoomsError::Invalid(e.to_string()))?;
+        let mut aliases = vec![name.as_str().to_owned()];
+        if let Some(domain) = &s.alias_domain {
+            aliases.push(format!("{name}@{domain}"));
+        }
+        Ok(NewConference {
+            name: name.as_str().to_owned(),
+            service_type: "conference".to_owned(),
+            description: String::new(),
+            tag: tag.to_owned(),
+            pin: pins.host.expose().to_owned(),
+            guest_pin: pins.guest.expose().to_owned(),
+            allow_guests: true,
+            aliases,
+            extra: serde_json::Map::new(),
+        })
+    }
+
+    /// Create a room on Pexip with `client`'s priority.
+    async fn create_room(&self, client: &PexipClient, tag: &str) -> Result<Conference, RoomsError> {
+        let new = self.new_room(tag)?;
+        Ok(client.create_conference(&new).await?)
+    }
+}

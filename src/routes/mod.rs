@@ -1,0 +1,160 @@
+//! HTTP: the router, its state, handlers and DTOs, and the OpenAPI document. Thin: a handler
+//! extracts, parses into a domain type, calls one service function and maps the result.
+//!
+//! Paths are the public ones (the host's `routePrefix` is empty and forwarding passes the
+//! original path). `build_router` is the only constructor, so tests run exactly what
+//! production runs.
+
+mod dto;
+mod error;
+mod extract;
+mod public;
+mod rooms;
+mod timers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use dto::{AliasDto, ConstrainedConference, EventAck, Health};
+pub use error::{ApiError, ErrorBody};
+
+use crate::config::EventSinkSettings;
+use crate::functions::INVOCATION_ID_HEADER;
+use crate::genesys::AgentAuth;
+use crate::rooms::RoomService;
+
+/// Largest body accepted on routes other than the event sink (room updates are tiny).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request that takes longer is answered 503 rather than held open.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Allocation, deletion, GC, metrics: the service layer over Pexip and the queues.
+    pub rooms: RoomService,
+    /// Credentials the Pexip event sink must present.
+    pub event_sink: Arc<EventSinkSettings>,
+    /// Checks contact-centre agents' Genesys tokens.
+    pub agents: AgentAuth,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pexip-sdk",
+        description = "Pexip Infinity room broker for identity-verification video calls. \
+            Private `/room*` routes are called by the IDIM Video API through Azure API Management \
+            with a function key; public routes serve the Genesys agent widget, Pexip's event sink \
+            and monitoring.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "rooms", description = "Private room management (function key)"),
+        (name = "public", description = "Agent widget, Pexip event sink, health"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "function_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-functions-key",
+                "Azure Functions function key (or the `code` query parameter), checked by the host",
+            ))),
+        );
+        components.add_security_scheme(
+            "event_sink_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("Credentials configured on Pexip's event sink"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-auth-token",
+                "Genesys Cloud access token of a contact-centre agent",
+            ))),
+        );
+    }
+}
+
+/// The documented routes and the OpenAPI document describing them.
+fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(rooms::create_room))
+        .routes(routes!(rooms::list_rooms))
+        .routes(routes!(rooms::get_room, rooms::update_room, rooms::delete_room))
+        .routes(routes!(rooms::bulk_create, rooms::bulk_delete))
+        .routes(routes!(public::public_room_get))
+        .routes(routes!(public::health))
+        .split_for_parts();
+    // The event sink has its own body limit (bulk envelopes can be large).
+    let (sink, sink_api) = OpenApiRouter::new()
+        .routes(routes!(public::event_sink))
+        .layer(DefaultBodyLimit::max(event_sink_limit))
+        .split_for_parts();
+    let mut api = api;
+    api.merge(sink_api);
+    (router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).merge(sink), api)
+}
+
+/// The OpenAPI document (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes(MAX_BODY_BYTES).1
+}
+
+/// Build the whole HTTP surface: documented routes, timers, readiness, docs.
+pub fn build_router(state: AppState) -> Router {
+    let (api, doc) = api_routes(state.event_sink.max_body_bytes);
+    Router::new()
+        .merge(api)
+        .route("/", get(timers::readiness))
+        .route("/gc_timer", post(timers::gc_timer))
+        .route("/metrics_timer", post(timers::metrics_timer))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(|| async { ApiError::no_route() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// One span per request with the host's invocation id. Only the path is recorded: query
+/// strings carry uuiData, which must not reach a log.
+fn request_span(request: &Request) -> tracing::Span {
+    let invocation = request
+        .headers()
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        http.method = %request.method(),
+        http.path = %request.uri().path(),
+        invocation_id = %invocation,
+    )
+}

@@ -1,0 +1,156 @@
+//! The public routes: the agent's room read, the Pexip event sink, and health.
+
+use std::collections::BTreeMap;
+
+use aws_lc_rs::digest;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+use super::AppState;
+use super::dto::{ConstrainedConference, EventAck, Health};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::rooms::room_name;
+use crate::config::EventSinkSettings;
+use crate::domain::parse_event_sink_body;
+
+/// Read a room, host PIN included, for a contact-centre agent.
+///
+/// The `x-auth-token` header must hold a Genesys Cloud access token of a user in an allowed
+/// division; answers are cached briefly per token.
+#[utoipa::path(get, path = "/public/room/{name}", tag = "public",
+    params(("name" = String, Path, description = "Room name")),
+    security(("agent_token" = [])),
+    responses(
+        (status = 200, description = "The room, with the host PIN", body = ConstrainedConference),
+        (status = 400, description = "Invalid room name", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Division not allowed", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 503, description = "Genesys or Pexip unavailable", body = ErrorBody),
+    ))]
+pub async fn public_room_get(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<axum::Json<ConstrainedConference>, ApiError> {
+    let name = room_name(&name)?;
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    state.agents.check(token).await?;
+    let room = state.rooms.get_room(&name).await?;
+    Ok(axum::Json(ConstrainedConference::with_pin(&room)))
+}
+
+/// Receive Pexip event-sink events.
+///
+/// HTTP Basic with the configured credentials. Accepts single events and `eventsink_bulk`
+/// envelopes. `conference_ended` queues the room for deletion after the grace period (the
+/// garbage collector checks it is not live again first); every other event is ignored.
+#[utoipa::path(post, path = "/public/event_sink", tag = "public",
+    request_body(content = serde_json::Value, description = "A Pexip event envelope or an eventsink_bulk envelope",
+        example = json!({"node": "10.0.0.1", "seq": 12, "version": 2, "time": 1736003600.2,
+            "event": "conference_ended", "data": {"name": "vbv-3q2Kx0wYbqkS4o5cZl7n8A", "service_type": "conference",
+            "tag": "https://id.gov.bc.ca/idcheck/protected/video/MTIzNDU2LDc2NTQzMg", "end_time": 1736003600.2}})),
+    security(("event_sink_basic" = [])),
+    responses(
+        (status = 200, description = "Event acknowledged and processed.", body = EventAck),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Deletion queue unavailable", body = ErrorBody),
+    ))]
+pub async fn event_sink(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<EventAck>, ApiError> {
+    check_basic(&headers, &state.event_sink)?;
+    let events = parse_event_sink_body(&body).map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
+    let report = state.rooms.handle_events(&events).await?;
+    Ok(axum::Json(EventAck {
+        detail: "Event acknowledged and processed.".into(),
+        events: report.events,
+        queued: report.queued,
+    }))
+}
+
+/// Compare the request's Basic credentials with the configured ones in constant time
+/// (digests first, so neither content nor length leaks through timing).
+fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), ApiError> {
+    const CHALLENGE: &str = "Basic realm=\"event_sink\", charset=\"UTF-8\"";
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "HTTP Basic credentials required", CHALLENGE))?;
+    let want = format!("{}:{}", expected.username, expected.password.expose_secret());
+    let a = digest::digest(&digest::SHA256, &given);
+    let b = digest::digest(&digest::SHA256, want.as_bytes());
+    if bool::from(a.as_ref().ct_eq(b.as_ref())) {
+        Ok(())
+    } else {
+        tracing::warn!("event sink request with wrong credentials");
+        Err(ApiError::unauthorized("invalid_credentials", "wrong credentials", CHALLENGE))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HealthQuery {
+    /// Also check Pexip and the queues (503 when one is down).
+    #[serde(default)]
+    deep: bool,
+}
+
+/// Liveness, and with `deep=true` a check of Pexip and the queues.
+#[utoipa::path(get, path = "/public/health", tag = "public", params(HealthQuery),
+    responses(
+        (status = 200, description = "Alive (and dependencies reachable with deep=true)", body = Health),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 503, description = "A dependency is down (deep=true)", body = Health),
+    ))]
+pub async fn health(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<HealthQuery>,
+) -> (StatusCode, axum::Json<Health>) {
+    let timestamp = naive_utc_now();
+    if !query.deep {
+        return (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "alive".into(),
+                timestamp,
+                checks: None,
+            }),
+        );
+    }
+    let (pexip, queue) = tokio::join!(
+        state.rooms.pexip().live_counts(),
+        state.rooms.pool_queue().approximate_count()
+    );
+    let mut checks = BTreeMap::new();
+    checks.insert("pexip".to_owned(), pexip.map_or_else(|e| e.to_string(), |_| "ok".into()));
+    checks.insert("queues".to_owned(), queue.map_or_else(|e| e.to_string(), |_| "ok".into()));
+    let healthy = checks.values().all(|v| v == "ok");
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        axum::Json(Health {
+            status: if healthy { "alive" } else { "degraded" }.into(),
+            timestamp,
+            checks: Some(checks),
+        }),
+    )
+}
+
+/// Now as naive UTC ISO-8601 with microseconds (`2024-03-05T14:31:06.145782`).
+fn naive_utc_now() -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]");
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
+}

@@ -1,0 +1,225 @@
+//! The private `/room*` routes (IDIM Video API, behind API Management and function keys).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::dto::{Accepted, ConstrainedConference};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::domain::{RoomName, VideoCall};
+use crate::rooms::RoomPatch;
+
+/// Parse a room name from the path: 400 before anything reaches a Pexip URL.
+pub(super) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
+    RoomName::parse(raw).map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateQuery {
+    /// Hex of `<host>&<video call id>`, optionally followed by `;encoding=hex`.
+    #[serde(rename = "uuiData")]
+    #[param(rename = "uuiData", example = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex")]
+    uui_data: Option<String>,
+}
+
+/// Hand out a ready room for a video call.
+///
+/// Pops a pre-provisioned room from the pool and tags it with the caller's session URL. The
+/// same `uuiData` again returns the room the call already has. When the pool is empty a room
+/// is created on the spot (slower, still succeeds). The host PIN is never returned here.
+#[utoipa::path(post, path = "/room/create", tag = "rooms", params(CreateQuery),
+    security(("function_key" = [])),
+    responses(
+        (status = 200, description = "The room for this video call", body = ConstrainedConference),
+        (status = 400, description = "Bad uuiData", body = ErrorBody),
+        (status = 502, description = "Pexip error", body = ErrorBody),
+        (status = 503, description = "Pool empty and Pexip unavailable", body = ErrorBody),
+    ))]
+pub async fn create_room(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
+) -> Result<axum::Json<ConstrainedConference>, ApiError> {
+    let raw = query
+        .uui_data
+        .ok_or_else(|| ApiError::bad_request("invalid_uui_data", "uuiData is required"))?;
+    let call = VideoCall::parse(&raw, &state.rooms.settings().uui)
+        .map_err(|e| ApiError::bad_request("invalid_uui_data", e.to_string()))?;
+    let allocation = state.rooms.allocate(&call).await?;
+    Ok(axum::Json(ConstrainedConference::without_pin(&allocation.conference)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewQuery {
+    /// `true` (default): the constrained view; `false`: Pexip's full conference object.
+    #[serde(default = "default_true")]
+    constrained_attributes: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Read a room.
+#[utoipa::path(get, path = "/room/{name}", tag = "rooms",
+    params(("name" = String, Path, description = "Room name"), ViewQuery),
+    security(("function_key" = [])),
+    responses(
+        (status = 200, description = "The room (constrained, or Pexip's full object)", body = ConstrainedConference),
+        (status = 400, description = "Invalid room name", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 502, description = "Pexip error", body = ErrorBody),
+        (status = 503, description = "Pexip unavailable", body = ErrorBody),
+    ))]
+pub async fn get_room(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(view): ApiQuery<ViewQuery>,
+) -> Result<Response, ApiError> {
+    let name = room_name(&name)?;
+    let room = state.rooms.get_room(&name).await?;
+    Ok(if view.constrained_attributes {
+        axum::Json(ConstrainedConference::without_pin(&room)).into_response()
+    } else {
+        axum::Json(room).into_response()
+    })
+}
+
+/// Update a room (partial).
+///
+/// Only the fields present change. PINs must be 4–20 digits (optional trailing `#`) and the
+/// guest PIN must differ from the host PIN. Pexip applies changes to Conferencing Nodes within
+/// about 90 seconds.
+#[utoipa::path(patch, path = "/room/{name}", tag = "rooms",
+    params(("name" = String, Path, description = "Room name")),
+    request_body = RoomPatch,
+    security(("function_key" = [])),
+    responses(
+        (status = 202, description = "The room has been updated on the Pexip management node"),
+        (status = 400, description = "Invalid update", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 502, description = "Pexip error", body = ErrorBody),
+    ))]
+pub async fn update_room(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(patch): ApiJson<RoomPatch>,
+) -> Result<StatusCode, ApiError> {
+    let name = room_name(&name)?;
+    state.rooms.update_room(&name, &patch).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Delete a room now.
+///
+/// Persistent rooms (`test_`, `vkiosk_`, configurable) are refused with 409.
+#[utoipa::path(delete, path = "/room/{name}", tag = "rooms",
+    params(("name" = String, Path, description = "Room name")),
+    security(("function_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid room name", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 409, description = "Persistent room", body = ErrorBody),
+        (status = 502, description = "Pexip error", body = ErrorBody),
+    ))]
+pub async fn delete_room(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = room_name(&name)?;
+    state.rooms.delete_room(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List the rooms this service manages (its own and the persistent ones).
+#[utoipa::path(get, path = "/room", tag = "rooms", params(ViewQuery),
+    security(("function_key" = [])),
+    responses(
+        (status = 200, description = "Every managed room, all pages", body = [ConstrainedConference]),
+        (status = 502, description = "Pexip error", body = ErrorBody),
+        (status = 503, description = "Pexip unavailable", body = ErrorBody),
+    ))]
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    ApiQuery(view): ApiQuery<ViewQuery>,
+) -> Result<Response, ApiError> {
+    let rooms = state.rooms.list_rooms().await?;
+    Ok(if view.constrained_attributes {
+        let list: Vec<ConstrainedConference> = rooms.iter().map(ConstrainedConference::without_pin).collect();
+        axum::Json(list).into_response()
+    } else {
+        axum::Json(rooms).into_response()
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BulkCreateQuery {
+    /// How many pool rooms to create (1 to `BULK_CREATE_MAX`, default 1000).
+    #[param(minimum = 1, example = 10)]
+    count: u32,
+}
+
+/// Create pool rooms in the background.
+#[utoipa::path(post, path = "/room/bulk", tag = "rooms", params(BulkCreateQuery),
+    security(("function_key" = [])),
+    responses(
+        (status = 202, description = "Rooms are created asynchronously in the background", body = Accepted),
+        (status = 400, description = "Bad count", body = ErrorBody),
+    ))]
+pub async fn bulk_create(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<BulkCreateQuery>,
+) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+    let count = query.count as usize;
+    state.rooms.bulk_create(count)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            detail: "Rooms are created asynchronously in the background".into(),
+            count: Some(count),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BulkDeleteQuery {
+    /// Must be `true`: this deletes every non-persistent room of this service.
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// Delete every non-persistent room of this service and clear the pool, in the background.
+///
+/// Rooms with a live conference are kept; the garbage collector deletes them after they end.
+#[utoipa::path(delete, path = "/room/bulk", tag = "rooms", params(BulkDeleteQuery),
+    security(("function_key" = [])),
+    responses(
+        (status = 202, description = "Deletion started", body = Accepted),
+        (status = 400, description = "confirm=true missing", body = ErrorBody),
+    ))]
+pub async fn bulk_delete(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<BulkDeleteQuery>,
+) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+    if !query.confirm {
+        return Err(ApiError::bad_request(
+            "confirmation_required",
+            "bulk delete removes every room of this service: pass confirm=true",
+        ));
+    }
+    state.rooms.bulk_delete();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            detail: "All matching rooms are being deleted and the pool cleared".into(),
+            count: None,
+        }),
+    ))
+}
