@@ -48,6 +48,16 @@ pub struct SimHandle {
     inner: Arc<Inner>,
 }
 
+// Shows where it serves and as whom; never the key.
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("base_url", &self.inner.state.base_url)
+            .field("client_id", &self.inner.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     state: Arc<SimState>,
     client_id: String,

@@ -54,7 +54,10 @@ impl SimState {
         self.store.lock().expect("store lock")
     }
 
-    /// Whether a room has outlived the replication delay (by the simulator clock).
+    /// Whether a room has outlived the replication delay (by the simulator clock). Only
+    /// creation counts: a PATCH (say, new PINs) does not make a room undialable again, although
+    /// real nodes also take ~90 s to see such a change. Kept simple on purpose; the service
+    /// handles that window with its own ready delay.
     fn is_dialable(&self, room: &ConferenceRecord) -> bool {
         let delay = *self.replication_delay.lock().expect("delay lock");
         self.clock.elapsed().saturating_sub(room.created_at) >= delay
