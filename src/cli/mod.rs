@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Env, TelemetrySettings};
 
-mod app;
+pub mod app;
 mod dev;
 mod serve;
 

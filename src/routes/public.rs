@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use aws_lc_rs::digest;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
@@ -14,7 +13,7 @@ use subtle::ConstantTimeEq as _;
 use super::AppState;
 use super::dto::{ConstrainedConference, EventAck, Health};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiBytes, ApiPath, ApiQuery};
 use super::rooms::room_name;
 use crate::config::EventSinkSettings;
 use crate::domain::parse_event_sink_body;
@@ -67,7 +66,7 @@ pub async fn public_room_get(
 pub async fn event_sink(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
     check_basic(&headers, &state.event_sink)?;
     let events = parse_event_sink_body(&body).map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;

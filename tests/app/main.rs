@@ -1,0 +1,11 @@
+//! The Function App over real HTTP: the service wired to the Pexip simulator and to in-memory
+//! queues or Azurite, exactly as `serve` and `dev` wire it (one test binary, one module per area).
+
+mod create;
+mod event_sink;
+mod gc;
+mod layout;
+mod openapi;
+mod public;
+mod rooms_api;
+mod support;
