@@ -16,5 +16,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod pexip;
 pub mod sim;
 pub mod telemetry;
