@@ -9,6 +9,7 @@
 //! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause time.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -66,6 +67,7 @@ impl Auth {
             token_url,
             cache: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            generations: AtomicU64::new(0),
         }))
     }
 }
@@ -79,6 +81,8 @@ pub(crate) struct OAuth2 {
     cache: Mutex<Option<CachedToken>>,
     /// Held while a renewal is in flight (single flight).
     refresh: tokio::sync::Mutex<()>,
+    /// Tokens issued so far; each new token's generation is the next value.
+    generations: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -122,7 +126,7 @@ impl OAuth2 {
         if let Some(fresh) = self.fresh() {
             return Ok(fresh);
         }
-        self.renew(http, counters).await
+        self.renew_now(http, counters).await
     }
 
     /// After `/api/admin` refused token `rejected`: renew once, unless another caller already
@@ -148,7 +152,13 @@ impl OAuth2 {
                 None => {}
             }
         }
-        self.renew_from(rejected, http, counters).await
+        self.renew_now(http, counters).await
+    }
+
+    /// The cached token if it is fresh and newer than `credential`.
+    pub fn newer_than(&self, credential: &Credential) -> Option<Credential> {
+        let fresh = self.fresh()?;
+        (fresh.generation > credential.generation).then_some(fresh)
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<CachedToken>> {
@@ -166,19 +176,9 @@ impl OAuth2 {
         })
     }
 
-    async fn renew(
+    /// Fetch a token and cache it under a new generation. Callers hold `refresh`.
+    async fn renew_now(
         &self,
-        http: &reqwest::Client,
-        counters: &Counters,
-    ) -> Result<Credential, PexipError> {
-        let previous = self.lock_cache().as_ref().map_or(0, |t| t.generation);
-        self.renew_from(previous, http, counters).await
-    }
-
-    /// Fetch a token and cache it as generation `previous + 1`. Callers hold `refresh`.
-    async fn renew_from(
-        &self,
-        previous: u64,
         http: &reqwest::Client,
         counters: &Counters,
     ) -> Result<Credential, PexipError> {
@@ -191,7 +191,7 @@ impl OAuth2 {
         let margin = RENEW_MARGIN.min(lifetime / RENEW_MARGIN_SHARE);
         // Measured from before the request, so the token is never older than we think.
         let renew_at = requested_at + lifetime.saturating_sub(margin);
-        let generation = previous + 1;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *self.lock_cache() = Some(CachedToken {
             header: header.clone(),
             renew_at,

@@ -505,7 +505,7 @@ impl PexipClient {
     }
 
     /// One attempt, plus one forced token renewal and one more try if `/api/admin` answers
-    /// 401 to a bearer token.
+    /// 401 to a bearer token. (A 403 is a missing permission; a new token would not help.)
     async fn exchange(
         &self,
         method: &Method,
@@ -517,26 +517,25 @@ impl PexipClient {
         let mut credential = self.credential().await?;
         let mut renewed = false;
         loop {
-            match self.send_once(method, path, body, &credential).await {
-                Err(PexipError::Unauthorized) if !renewed => {
-                    let (Auth::OAuth2(oauth), Some(generation)) =
-                        (&self.inner.auth, credential.generation)
-                    else {
-                        return Err(PexipError::Unauthorized);
-                    };
-                    renewed = true;
-                    credential = oauth
-                        .renew_after_rejection(generation, &self.inner.http, &self.inner.counters)
-                        .await?;
-                }
-                outcome => return outcome,
+            let (reply, used) = self.send_once(method, path, body, credential).await?;
+            if reply.status == StatusCode::UNAUTHORIZED
+                && !renewed
+                && let (Auth::OAuth2(oauth), Some(generation)) = (&self.inner.auth, used.generation)
+            {
+                self.inner.counters.failed(ErrorClass::Unauthorized);
+                renewed = true;
+                credential = oauth
+                    .renew_after_rejection(generation, &self.inner.http, &self.inner.counters)
+                    .await?;
+                continue;
             }
+            return self.check(reply);
         }
     }
 
-    /// The `Authorization` header for the next request. Obtained before taking a slot of the
-    /// cap: the token endpoint is not `/api/admin`, renewals are single flight anyway, and a
-    /// slot must not sit idle while its holder waits for another caller's renewal.
+    /// The `Authorization` header for the next request. A renewal happens before taking a
+    /// slot of the cap: the token endpoint is not `/api/admin`, renewals are single flight
+    /// anyway, and a slot must not sit idle while its holder waits for someone's renewal.
     async fn credential(&self) -> Result<Credential, PexipError> {
         match &self.inner.auth {
             Auth::Basic(header) => Ok(Credential {
@@ -551,15 +550,23 @@ impl PexipClient {
         }
     }
 
-    /// One HTTP exchange under a slot of the concurrency cap, body read in full.
+    /// One HTTP exchange under a slot of the concurrency cap, body read in full. Returns the
+    /// response whatever its status, and the credential it was sent with.
     async fn send_once(
         &self,
         method: &Method,
         path: &str,
         body: Option<&[u8]>,
-        credential: &Credential,
-    ) -> Result<Reply, PexipError> {
+        credential: Credential,
+    ) -> Result<(Reply, Credential), PexipError> {
         let url = format!("{}{path}", self.inner.base);
+        let permit = self.inner.gate.acquire(self.priority).await;
+        // The wait for a slot may have outlasted a renewal by another request: use the newer
+        // token rather than collect a 401 for the old one.
+        let credential = match &self.inner.auth {
+            Auth::OAuth2(oauth) => oauth.newer_than(&credential).unwrap_or(credential),
+            Auth::Basic(_) => credential,
+        };
         let mut builder = self
             .inner
             .http
@@ -570,7 +577,6 @@ impl PexipClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        let _permit = self.inner.gate.acquire(self.priority).await;
         let started = Instant::now();
         let outcome = async {
             let response = builder.send().await?;
@@ -585,24 +591,12 @@ impl PexipClient {
         }
         .await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        drop(_permit);
+        drop(permit);
         let path = path_only(path);
         match outcome {
-            Ok(reply) if reply.status.is_success() => {
-                tracing::debug!(
-                    pexip.method = %method,
-                    pexip.path = path,
-                    pexip.status = reply.status.as_u16(),
-                    duration_ms,
-                    "pexip request"
-                );
-                Ok(reply)
-            }
             Ok(reply) => {
-                let error = PexipError::from_response(reply.status, &reply.headers, &reply.body);
-                self.inner.counters.failed(error.class());
-                // A 404 is an expected answer (deletes, lookups), not worth a warning.
-                if reply.status == StatusCode::NOT_FOUND {
+                // 2xx and 404 (an expected answer to deletes and lookups) are routine.
+                if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND {
                     tracing::debug!(
                         pexip.method = %method,
                         pexip.path = path,
@@ -616,11 +610,10 @@ impl PexipClient {
                         pexip.path = path,
                         pexip.status = reply.status.as_u16(),
                         duration_ms,
-                        error = %error,
                         "pexip request failed"
                     );
                 }
-                Err(error)
+                Ok((reply, credential))
             }
             Err(transport) => {
                 let error = PexipError::from_transport(&transport);
@@ -635,6 +628,16 @@ impl PexipClient {
                 Err(error)
             }
         }
+    }
+
+    /// A 2xx reply, or the error its status means (counted).
+    fn check(&self, reply: Reply) -> Result<Reply, PexipError> {
+        if reply.status.is_success() {
+            return Ok(reply);
+        }
+        let error = PexipError::from_response(reply.status, &reply.headers, &reply.body);
+        self.inner.counters.failed(error.class());
+        Err(error)
     }
 
     fn parse<T: DeserializeOwned>(&self, reply: &Reply) -> Result<T, PexipError> {

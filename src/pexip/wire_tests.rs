@@ -252,6 +252,33 @@ async fn a_refused_assertion_is_unauthorized_and_not_retried() {
 }
 
 #[tokio::test]
+async fn a_403_is_unauthorized_without_a_token_renewal() {
+    let (base, seen) = stub(|req| {
+        if req.uri.starts_with("/oauth/token/") {
+            token_reply()
+        } else {
+            StatusCode::FORBIDDEN.into_response()
+        }
+    })
+    .await;
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::OAuth2 {
+            client_id: "c".into(),
+            private_key: SecretString::from(new_key_pem()),
+        },
+    ))
+    .unwrap();
+    let err = client.get_conference(1).await.unwrap_err();
+    assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
+    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        ["/oauth/token/", "/api/admin/configuration/v1/conference/1/"]
+    );
+}
+
+#[tokio::test]
 async fn a_create_answered_with_an_absolute_location_reads_that_id_back() {
     let (base, seen) = stub(|req| match (req.method.as_str(), req.uri.as_str()) {
         ("POST", "/api/admin/configuration/v1/conference/") => (
