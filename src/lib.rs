@@ -19,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod functions;
 pub mod genesys;
+pub mod pexip;
 pub mod rooms;
 pub mod routes;
 pub mod sim;

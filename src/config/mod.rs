@@ -5,8 +5,10 @@
 mod env;
 
 pub use env::{ConfigError, Env};
+mod pexip;
 mod telemetry;
 
+pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
 pub use telemetry::{LogFormat, TelemetrySettings};
 mod rooms;
 

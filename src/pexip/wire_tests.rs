@@ -1,0 +1,420 @@
+//! Edge cases of the client's wire format against a tiny axum stub that records what it got:
+//! the exact token request (form fields, JWT header and claims), Basic credentials, odd
+//! `Location` and `meta.next` values. Flows are tested against the simulator in
+//! `tests/pexip_client.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use secrecy::SecretString;
+
+use super::*;
+use crate::config::{PexipAuth, PexipSettings, parse_base_url};
+
+/// One request as the stub saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+type Responder = Arc<dyn Fn(&Seen) -> Response + Send + Sync>;
+
+#[derive(Clone)]
+struct Stub {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    respond: Responder,
+}
+
+async fn record(
+    State(stub): State<Stub>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seen = Seen {
+        method,
+        uri: uri.to_string(),
+        headers,
+        body,
+    };
+    stub.seen.lock().unwrap().push(seen.clone());
+    (stub.respond)(&seen)
+}
+
+/// Serve `respond` on 127.0.0.1:0; returns the base URL and the request log.
+async fn stub(
+    respond: impl Fn(&Seen) -> Response + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let state = Stub {
+        seen: seen.clone(),
+        respond: Arc::new(respond),
+    };
+    let app = Router::new().fallback(record).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+fn settings(base: &str, auth: PexipAuth) -> PexipSettings {
+    PexipSettings {
+        base_url: parse_base_url("PEXIP_BASE_URL", base).unwrap(),
+        auth,
+        max_in_flight: 5,
+        request_timeout: Duration::from_secs(30),
+        max_retries: 3,
+    }
+}
+
+fn new_key_pem() -> String {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()))
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+fn token_reply() -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::json!({"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}),
+    )
+}
+
+fn empty_list() -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::json!({"meta": {"next": null, "total_count": 0}, "objects": []}),
+    )
+}
+
+#[tokio::test]
+async fn the_token_request_has_exactly_the_three_form_fields_and_a_valid_assertion() {
+    let (base, seen) = stub(|req| {
+        if req.uri.starts_with("/oauth/token/") {
+            token_reply()
+        } else {
+            empty_list()
+        }
+    })
+    .await;
+    let pem = new_key_pem();
+    let key = SigningKey::parse(&pem).unwrap();
+    let client = PexipClient::new(&settings(
+        &format!("{base}/"),
+        PexipAuth::OAuth2 {
+            client_id: "client-7".into(),
+            private_key: SecretString::from(pem),
+        },
+    ))
+    .unwrap();
+
+    client.list_conferences(&[]).await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let token_request = &seen[0];
+    assert_eq!(token_request.method, Method::POST);
+    assert_eq!(token_request.uri, "/oauth/token/");
+    assert_eq!(
+        token_request.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&token_request.body)
+        .into_owned()
+        .collect();
+    assert_eq!(
+        form.keys().collect::<Vec<_>>(),
+        ["client_assertion", "client_assertion_type", "grant_type"]
+    );
+    assert_eq!(form["grant_type"], "client_credentials");
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+
+    let assertion = &form["client_assertion"];
+    let header = jsonwebtoken::decode_header(assertion).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    assert_eq!(header.kid, None);
+    let point = key.public_key();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        &b64.encode(&point[1..33]),
+        &b64.encode(&point[33..65]),
+    )
+    .unwrap();
+    let token_url = format!("{base}/oauth/token/");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[token_url.as_str()]);
+    validation.set_issuer(&["client-7"]);
+    validation.sub = Some("client-7".into());
+    let claims = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["aud"], token_url.as_str());
+    let iat = claims["iat"].as_u64().unwrap();
+    let exp = claims["exp"].as_u64().unwrap();
+    assert_eq!(exp - iat, 300);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 32));
+
+    let list = &seen[1];
+    assert_eq!(list.headers["authorization"], "Bearer tok-1");
+    assert_eq!(list.headers["accept"], "application/json");
+    assert_eq!(
+        list.uri,
+        "/api/admin/configuration/v1/conference/?limit=500"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_sends_the_configured_account_and_never_asks_for_a_token() {
+    let (base, seen) = stub(|_| empty_list()).await;
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::Basic {
+            username: "admin".into(),
+            password: SecretString::from("s3cret".to_owned()),
+        },
+    ))
+    .unwrap();
+    client.live_conferences(&[("tag", "pool")]).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].uri,
+        "/api/admin/status/v1/conference/?tag=pool&limit=500"
+    );
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:s3cret")
+    );
+    assert_eq!(seen[0].headers["authorization"], expected.as_str());
+    assert_eq!(client.stats().token_renewals, 0);
+}
+
+#[tokio::test]
+async fn a_401_with_basic_auth_is_not_retried() {
+    let (base, seen) = stub(|_| StatusCode::UNAUTHORIZED.into_response()).await;
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::Basic {
+            username: "admin".into(),
+            password: SecretString::from("wrong".to_owned()),
+        },
+    ))
+    .unwrap();
+    let err = client.get_conference(1).await.unwrap_err();
+    assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(client.stats().errors.unauthorized, 1);
+}
+
+#[tokio::test]
+async fn a_refused_assertion_is_unauthorized_and_not_retried() {
+    let (base, seen) = stub(|_| {
+        json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "invalid_client"}),
+        )
+    })
+    .await;
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::OAuth2 {
+            client_id: "c".into(),
+            private_key: SecretString::from(new_key_pem()),
+        },
+    ))
+    .unwrap();
+    let err = client.get_conference(1).await.unwrap_err();
+    assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_403_is_unauthorized_without_a_token_renewal() {
+    let (base, seen) = stub(|req| {
+        if req.uri.starts_with("/oauth/token/") {
+            token_reply()
+        } else {
+            StatusCode::FORBIDDEN.into_response()
+        }
+    })
+    .await;
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::OAuth2 {
+            client_id: "c".into(),
+            private_key: SecretString::from(new_key_pem()),
+        },
+    ))
+    .unwrap();
+    let err = client.get_conference(1).await.unwrap_err();
+    assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
+    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        ["/oauth/token/", "/api/admin/configuration/v1/conference/1/"]
+    );
+}
+
+#[tokio::test]
+async fn a_create_answered_with_an_absolute_location_reads_that_id_back() {
+    let (base, seen) = stub(|req| match (req.method.as_str(), req.uri.as_str()) {
+        ("POST", "/api/admin/configuration/v1/conference/") => (
+            StatusCode::CREATED,
+            [(
+                "location",
+                "https://mgr.example.com/api/admin/configuration/v1/conference/77/",
+            )],
+        )
+            .into_response(),
+        ("GET", "/api/admin/configuration/v1/conference/77/") => json(
+            StatusCode::OK,
+            serde_json::json!({"id": 77, "name": "r77", "service_type": "conference"}),
+        ),
+        _ => StatusCode::IM_A_TEAPOT.into_response(),
+    })
+    .await;
+    let client = basic_client(&base);
+    let created = client
+        .create_conference(&NewConference {
+            name: "r77".into(),
+            ..NewConference::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.id, 77);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_validation_error_on_create_is_returned_without_a_lookup_or_a_retry() {
+    let (base, seen) = stub(|_| {
+        json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"conference": {"pin": ["Enter a valid PIN."]}}),
+        )
+    })
+    .await;
+    let client = basic_client(&base);
+    let err = client
+        .create_conference(&NewConference {
+            name: "r".into(),
+            pin: "12".into(),
+            ..NewConference::default()
+        })
+        .await
+        .unwrap_err();
+    let PexipError::Validation { fields, .. } = err else {
+        panic!("expected validation, got {err:?}");
+    };
+    assert_eq!(fields["pin"], ["Enter a valid PIN."]);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed() {
+    let (base, seen) = stub(|_| {
+        json(
+            StatusCode::OK,
+            serde_json::json!({"meta": {"next": "http://evil.example.com/api/admin/configuration/v1/conference/?offset=1"},
+                               "objects": [{"id": 1, "name": "a"}]}),
+        )
+    })
+    .await;
+    let client = basic_client(&base);
+    let err = client.list_conferences(&[]).await.unwrap_err();
+    assert!(matches!(err, PexipError::Other { .. }), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_next_link_that_repeats_the_page_stops_the_list() {
+    let (base, seen) = stub(|req| {
+        json(
+            StatusCode::OK,
+            serde_json::json!({"meta": {"next": req.uri}, "objects": [{"id": 1, "name": "a"}]}),
+        )
+    })
+    .await;
+    let client = basic_client(&base);
+    let err = client.list_conferences(&[]).await.unwrap_err();
+    assert!(matches!(err, PexipError::Other { .. }), "{err:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_base_url_with_a_path_prefix_is_kept_on_every_request_and_next_link() {
+    let (base, seen) = stub(|req| {
+        let next = if req.uri.contains("offset") {
+            serde_json::Value::Null
+        } else {
+            // A node behind a prefixing proxy may include the prefix in its links.
+            "/pexip/api/admin/configuration/v1/conference/?limit=500&offset=1".into()
+        };
+        json(
+            StatusCode::OK,
+            serde_json::json!({"meta": {"next": next}, "objects": [{"id": 1, "name": "a"}]}),
+        )
+    })
+    .await;
+    let client = basic_client(&format!("{base}/pexip/"));
+    let all = client.list_conferences(&[]).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        [
+            "/pexip/api/admin/configuration/v1/conference/?limit=500",
+            "/pexip/api/admin/configuration/v1/conference/?limit=500&offset=1"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bad_private_key_fails_when_the_client_is_built() {
+    let err = PexipClient::new(&settings(
+        "http://127.0.0.1:9",
+        PexipAuth::OAuth2 {
+            client_id: "c".into(),
+            private_key: SecretString::from("not a key".to_owned()),
+        },
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err, PexipError::Config(ref m) if m.starts_with("PEXIP_PRIVATE_KEY")),
+        "{err:?}"
+    );
+}
+
+fn basic_client(base: &str) -> PexipClient {
+    PexipClient::new(&settings(
+        base,
+        PexipAuth::Basic {
+            username: "admin".into(),
+            password: SecretString::from("pw".to_owned()),
+        },
+    ))
+    .unwrap()
+}
