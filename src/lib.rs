@@ -11,10 +11,16 @@
 //! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
 //! - [`pexip`]: the Pexip Infinity Management API client (OAuth2 ES256, token cache, retries,
 //!   pagination, a prioritised concurrency cap, typed errors).
+//! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
+//!   Key or managed identity) or in memory with the same semantics.
 //! - [`sim`]: a faithful Pexip simulator, the test peer and the embedded default of `dev`
 //!   mode. Production code never calls it.
+//! - [`testkit`]: support for tests and benchmarks (the Azurite launcher); production code
+//!   never calls it.
 
 pub mod cli;
 pub mod config;
+pub mod queue;
 pub mod sim;
 pub mod telemetry;
+pub mod testkit;

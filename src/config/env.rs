@@ -148,7 +148,10 @@ mod tests {
     fn parse_errors_name_the_variable() {
         let env = Env::from_pairs([("ROOM_POOL_TARGET", "lots")]);
         let err = env.parse_or::<u32>("ROOM_POOL_TARGET", 5).unwrap_err();
-        assert!(err.to_string().starts_with("ROOM_POOL_TARGET is invalid"), "{err}");
+        assert!(
+            err.to_string().starts_with("ROOM_POOL_TARGET is invalid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 mod env;
 
 pub use env::{ConfigError, Env};
+mod storage;
 mod telemetry;
 
+pub use storage::{
+    DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_QUEUE_ENDPOINT, STORAGE_ACCOUNT_NAME, STORAGE_CLIENT_ID,
+    STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
+};
 pub use telemetry::{LogFormat, TelemetrySettings};

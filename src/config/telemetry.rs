@@ -23,7 +23,11 @@ pub struct TelemetrySettings {
 impl TelemetrySettings {
     /// Read `LOG_FORMAT` and `RUST_LOG`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let format = match env.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+        let format = match env
+            .get("LOG_FORMAT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
