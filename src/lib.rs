@@ -11,8 +11,19 @@
 //! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
 //! - [`pexip`]: the Pexip Infinity Management API client (OAuth2 ES256, token cache, retries,
 //!   pagination, a prioritised concurrency cap, typed errors).
+//! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
+//!   Key or managed identity) or in memory with the same semantics.
+//! - [`domain`]: validated types (UUI data → tag URL, room names, PINs, event-sink bodies).
+//! - [`rooms`]: the service layer — allocation, replenishment, deletion (GC), reconciliation
+//!   and metrics — as plain async functions over the Pexip client and the queues.
+//! - [`routes`]: HTTP handlers, DTOs, the error envelope and the OpenAPI document; thin.
+//! - [`functions`]: the Azure Functions custom-handler protocol (timer payloads, host.json
+//!   and function.json, NCRONTAB schedules).
+//! - [`genesys`]: checks contact-centre agents' Genesys Cloud tokens.
 //! - [`sim`]: a faithful Pexip simulator, the test peer and the embedded default of `dev`
 //!   mode. Production code never calls it.
+//! - [`testkit`]: support for tests and benchmarks (the Azurite launcher); production code
+//!   never calls it.
 
 pub mod cli;
 pub mod config;
@@ -20,7 +31,9 @@ pub mod domain;
 pub mod functions;
 pub mod genesys;
 pub mod pexip;
+pub mod queue;
 pub mod rooms;
 pub mod routes;
 pub mod sim;
 pub mod telemetry;
+pub mod testkit;

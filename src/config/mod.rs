@@ -3,13 +3,16 @@
 //! the process environment: tests build an [`Env`] from pairs and never touch `std::env`.
 
 mod env;
-
-pub use env::{ConfigError, Env};
 mod pexip;
+mod rooms;
+mod storage;
 mod telemetry;
 
+pub use env::{ConfigError, Env};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
-pub use telemetry::{LogFormat, TelemetrySettings};
-mod rooms;
-
 pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};
+pub use storage::{
+    DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_QUEUE_ENDPOINT, STORAGE_ACCOUNT_NAME, STORAGE_CLIENT_ID,
+    STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
+};
+pub use telemetry::{LogFormat, TelemetrySettings};

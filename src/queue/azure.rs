@@ -1,0 +1,286 @@
+//! The Azure Storage Queue backend on the official `azure_storage_queue` crate, and the
+//! mapping of its errors onto [`QueueError`].
+//!
+//! Authentication comes from [`StorageSettings`]: an account key signs every request through
+//! [`SharedKeyPolicy`] (plain http allowed, for Azurite), or the managed identity supplies
+//! bearer tokens (the SDK then insists on https).
+//!
+//! REST reference: learn.microsoft.com/rest/api/storageservices/queue-service-rest-api.
+
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::headers::HeaderName;
+use azure_core::http::{
+    ClientOptions, ExponentialRetryOptions, RetryOptions, StatusCode, Transport,
+};
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_storage_queue::models::{
+    QueueClientGetPropertiesResultHeaders as _, QueueClientReceiveMessagesOptions,
+    QueueClientSendMessageOptions, QueueMessage,
+};
+use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
+use secrecy::ExposeSecret as _;
+
+use super::shared_key::SharedKeyPolicy;
+use super::{QueueError, Receipt, ReceivedMessage};
+use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
+
+/// Build the service client for `settings` (no I/O). `transport` replaces the HTTP client,
+/// for tests that must trust a test certificate; production passes `None`.
+pub(super) fn connect(
+    settings: &StorageSettings,
+    transport: Option<Transport>,
+) -> Result<QueueServiceClient, QueueError> {
+    let mut client_options = ClientOptions {
+        retry: retry_options(),
+        transport: transport.clone(),
+        ..ClientOptions::default()
+    };
+    let (endpoint, credential, setting) = match settings {
+        StorageSettings::ConnectionString {
+            account,
+            key,
+            queue_endpoint,
+        } => {
+            client_options.per_try_policies = vec![Arc::new(SharedKeyPolicy::new(
+                account.as_str(),
+                key.expose_secret(),
+            ))];
+            (queue_endpoint.clone(), None, STORAGE_CONNECTION)
+        }
+        StorageSettings::ManagedIdentity {
+            queue_service_uri,
+            client_id,
+        } => {
+            let credential =
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: ClientOptions {
+                        transport,
+                        ..ClientOptions::default()
+                    },
+                    ..ManagedIdentityCredentialOptions::default()
+                }))
+                .map_err(|e| {
+                    QueueError::Config(format!(
+                        "{STORAGE_QUEUE_SERVICE_URI}: cannot set up the managed identity: {}",
+                        describe(&e)
+                    ))
+                })?;
+            let credential: Arc<dyn TokenCredential> = credential;
+            (
+                queue_service_uri.clone(),
+                Some(credential),
+                STORAGE_QUEUE_SERVICE_URI,
+            )
+        }
+        StorageSettings::InMemory => {
+            return Err(QueueError::Config(
+                "in-memory settings have no Azure client".to_owned(),
+            ));
+        }
+    };
+    QueueServiceClient::new(
+        endpoint,
+        credential,
+        Some(QueueServiceClientOptions {
+            client_options,
+            ..QueueServiceClientOptions::default()
+        }),
+    )
+    .map_err(|e| QueueError::Config(format!("{setting}: {}", describe(&e))))
+}
+
+/// Few, quick retries: the callers (an HTTP request waiting for a room, a timer) prefer a
+/// fast `Unavailable` and their own next attempt over the SDK's default minute of retrying.
+fn retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 3,
+        max_total_elapsed: azure_core::time::Duration::seconds(10),
+        max_delay: azure_core::time::Duration::seconds(2),
+    })
+}
+
+/// One Azure queue.
+#[derive(Clone)]
+pub(super) struct AzureQueue {
+    client: Arc<QueueClient>,
+}
+
+/// `x-ms-popreceipt`: Update Message returns the message's new pop receipt here.
+const POP_RECEIPT: HeaderName = HeaderName::from_static("x-ms-popreceipt");
+
+impl AzureQueue {
+    pub(super) fn new(service: &QueueServiceClient, name: &str) -> Result<Self, QueueError> {
+        let client = service.queue_client(name).map_err(map_error)?;
+        Ok(Self {
+            client: Arc::new(client),
+        })
+    }
+
+    pub(super) async fn ensure_exists(&self) -> Result<(), QueueError> {
+        match self.client.create(None).await {
+            Ok(_) => Ok(()),
+            // Exists already with other metadata: still "exists", which is all we need.
+            Err(e) if error_code(&e) == Some("QueueAlreadyExists") => Ok(()),
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    pub(super) async fn send(&self, text: &str, delay_seconds: i32) -> Result<(), QueueError> {
+        let message = QueueMessage {
+            message_text: Some(text.to_owned()),
+        };
+        self.client
+            .send_message(
+                message.try_into().map_err(map_error)?,
+                Some(QueueClientSendMessageOptions {
+                    visibility_timeout: Some(delay_seconds),
+                    // Never expire: a pool room may wait longer than the 7-day default, and a
+                    // silently expired message would leak a room until the reconciler runs.
+                    message_time_to_live: Some(-1),
+                    ..QueueClientSendMessageOptions::default()
+                }),
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn receive(
+        &self,
+        max: u8,
+        visibility_seconds: i32,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let response = self
+            .client
+            .receive_messages(Some(QueueClientReceiveMessagesOptions {
+                number_of_messages: Some(i32::from(max)),
+                visibility_timeout: Some(visibility_seconds),
+                ..QueueClientReceiveMessagesOptions::default()
+            }))
+            .await
+            .map_err(map_error)?;
+        let items = response.into_model().map_err(map_error)?.items;
+        items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let (Some(message_id), Some(pop_receipt)) = (m.message_id, m.pop_receipt) else {
+                    return Err(QueueError::Other(
+                        "the service returned a message without an id or pop receipt".to_owned(),
+                    ));
+                };
+                Ok(ReceivedMessage {
+                    receipt: Receipt {
+                        message_id,
+                        pop_receipt,
+                    },
+                    text: m.message_text.unwrap_or_default(),
+                    dequeue_count: m
+                        .dequeue_count
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(1),
+                    inserted_at: m.insertion_time,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        self.client
+            .delete_message(&receipt.message_id, &receipt.pop_receipt, None)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn set_visibility(
+        &self,
+        receipt: &Receipt,
+        seconds: i32,
+    ) -> Result<Receipt, QueueError> {
+        let response = self
+            .client
+            .update_message(&receipt.message_id, &receipt.pop_receipt, seconds, None)
+            .await
+            .map_err(map_error)?;
+        let pop_receipt = response
+            .headers()
+            .get_optional_string(&POP_RECEIPT)
+            .ok_or_else(|| {
+                QueueError::Other("Update Message returned no new pop receipt".to_owned())
+            })?;
+        Ok(Receipt {
+            message_id: receipt.message_id.clone(),
+            pop_receipt,
+        })
+    }
+
+    pub(super) async fn approximate_count(&self) -> Result<u64, QueueError> {
+        let response = self.client.get_properties(None).await.map_err(map_error)?;
+        let count = response.approximate_messages_count().map_err(map_error)?;
+        Ok(count.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    pub(super) async fn clear(&self) -> Result<(), QueueError> {
+        self.client.clear(None).await.map_err(map_error)?;
+        Ok(())
+    }
+}
+
+/// The service's `x-ms-error-code`, when the error is an HTTP response.
+fn error_code(e: &azure_core::Error) -> Option<&str> {
+    match e.kind() {
+        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        _ => None,
+    }
+}
+
+/// Classify an SDK error by what a caller can do about it.
+/// Error codes: learn.microsoft.com/rest/api/storageservices/queue-service-error-codes.
+pub(super) fn map_error(e: azure_core::Error) -> QueueError {
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => match (error_code.as_deref(), *status) {
+            (Some("PopReceiptMismatch"), _) => QueueError::StaleReceipt,
+            (Some("MessageNotFound"), _) => QueueError::MessageNotFound,
+            (Some("QueueNotFound"), _) => QueueError::QueueNotFound,
+            (_, StatusCode::Unauthorized | StatusCode::Forbidden) => QueueError::Unauthorized,
+            (_, status)
+                if u16::from(status) >= 500
+                    || matches!(
+                        status,
+                        StatusCode::RequestTimeout | StatusCode::TooManyRequests
+                    ) =>
+            {
+                QueueError::Unavailable(describe(&e))
+            }
+            _ => QueueError::Other(describe(&e)),
+        },
+        ErrorKind::Connection | ErrorKind::Io => QueueError::Unavailable(describe(&e)),
+        // No token (identity endpoint down or refusing): nothing works until it recovers.
+        ErrorKind::Credential => QueueError::Unavailable(describe(&e)),
+        _ => QueueError::Other(describe(&e)),
+    }
+}
+
+/// One line with the error and its causes: the SDK's own Display is often only
+/// "non-transport error occurred", the cause says what happened.
+fn describe(e: &azure_core::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !line.contains(&cause_text) {
+            line.push_str(": ");
+            line.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}

@@ -1,0 +1,13 @@
+//! Support for tests and benchmarks; production code never calls it.
+//!
+//! - [`azurite`]: installs (pinned, `tests/azurite`) and starts the Azurite queue emulator on
+//!   a port of its own, and stops it when the guard drops, even when a test panics.
+
+pub mod azurite;
+
+/// A queue name no other test uses: `<prefix>-<random hex>`, within the service's rules as
+/// long as `prefix` is lowercase letters, digits and single hyphens (at most 30 chars).
+pub fn unique_queue_name(prefix: &str) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &suffix[..20])
+}
