@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings, RoomSettings, StorageSettings};
+use crate::config::{
+    ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings, RoomSettings,
+    StorageSettings,
+};
 use crate::genesys::AgentAuth;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
@@ -29,7 +32,10 @@ pub struct AppSettings {
 impl AppSettings {
     /// Read all settings; `storage` is the fallback when `AzureWebJobsStorage*` is unset
     /// (`dev` passes in-memory; `serve` passes `None` and so requires a setting).
-    pub fn from_env(env: &Env, storage_fallback: Option<StorageSettings>) -> Result<Self, ConfigError> {
+    pub fn from_env(
+        env: &Env,
+        storage_fallback: Option<StorageSettings>,
+    ) -> Result<Self, ConfigError> {
         let storage = match StorageSettings::from_env(env)? {
             Some(s) => s,
             None => storage_fallback.ok_or_else(|| ConfigError::missing("AzureWebJobsStorage"))?,

@@ -64,7 +64,10 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
     env.set("PEXIP_PRIVATE_KEY", sim.private_key_pem());
     env.set("EVENT_SINK_USERNAME", "pexip");
     env.set("EVENT_SINK_PASSWORD", sink_password.clone());
-    env.set_default("ROOM_READY_DELAY_SECONDS", args.replication_delay_seconds.to_string());
+    env.set_default(
+        "ROOM_READY_DELAY_SECONDS",
+        args.replication_delay_seconds.to_string(),
+    );
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
     let queues_label = settings.storage.describe();
     let queues = match &settings.storage {
@@ -90,10 +93,18 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
 
     println!("pexip-sdk dev is running");
     println!("  service    {service_url}   (OpenAPI docs: {service_url}/docs)");
-    println!("  simulator  {}   (control API under /_sim/)", sim.base_url());
+    println!(
+        "  simulator  {}   (control API under /_sim/)",
+        sim.base_url()
+    );
     println!("  queues     {queues_label}");
     for t in layout.timers() {
-        println!("  timer      {} on \"{}\" (or POST {service_url}/{})", t.name, t.schedule.as_str(), t.name);
+        println!(
+            "  timer      {} on \"{}\" (or POST {service_url}/{})",
+            t.name,
+            t.schedule.as_str(),
+            t.name
+        );
     }
     println!("  event sink Basic pexip:{sink_password}");
     println!();
@@ -144,14 +155,23 @@ async fn run_timer(timer: TimerFunction, router: axum::Router) {
         last = fired.to_string();
         let request = Request::post(format!("/{}", timer.name))
             .header("content-type", "application/json")
-            .header(crate::functions::INVOCATION_ID_HEADER, uuid::Uuid::new_v4().to_string())
+            .header(
+                crate::functions::INVOCATION_ID_HEADER,
+                uuid::Uuid::new_v4().to_string(),
+            )
             .body(Body::from(payload.to_string()));
         match request {
             Ok(request) => match router.clone().oneshot(request).await {
-                Ok(response) => tracing::info!(timer = %timer.name, status = %response.status(), "timer fired"),
-                Err(e) => tracing::warn!(timer = %timer.name, error = %e, "timer invocation failed"),
+                Ok(response) => {
+                    tracing::info!(timer = %timer.name, status = %response.status(), "timer fired")
+                }
+                Err(e) => {
+                    tracing::warn!(timer = %timer.name, error = %e, "timer invocation failed")
+                }
             },
-            Err(e) => tracing::warn!(timer = %timer.name, error = %e, "could not build the timer request"),
+            Err(e) => {
+                tracing::warn!(timer = %timer.name, error = %e, "could not build the timer request")
+            }
         }
     }
 }

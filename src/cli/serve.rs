@@ -18,9 +18,10 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs, env: &Env) -> anyhow::Result<()> {
     let port = match args.port {
         Some(p) => p,
-        None => env.required("FUNCTIONS_CUSTOMHANDLER_PORT")?.parse().map_err(|e| {
-            ConfigError::invalid("FUNCTIONS_CUSTOMHANDLER_PORT", e)
-        })?,
+        None => env
+            .required("FUNCTIONS_CUSTOMHANDLER_PORT")?
+            .parse()
+            .map_err(|e| ConfigError::invalid("FUNCTIONS_CUSTOMHANDLER_PORT", e))?,
     };
     let settings = AppSettings::from_env(env, None)?;
     if matches!(settings.storage, StorageSettings::InMemory) {

@@ -85,6 +85,9 @@ pub struct DeletionMessage {
     /// When the first message for this deletion was enqueued; kept when a message is
     /// re-enqueued (deferred) so the backlog's age stays visible.
     pub first_enqueued: OffsetDateTime,
+    /// The room's tag when its conference ended, as the event reported it. The garbage
+    /// collector refuses to delete a room whose tag has changed since: it was handed out again.
+    pub tag: Option<String>,
 }
 
 /// The reason given to a plain room name from the older service.
@@ -97,6 +100,8 @@ struct DeletionWire<'a> {
     reason: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     first_enqueued: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tag: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl DeletionMessage {
@@ -106,6 +111,7 @@ impl DeletionMessage {
             name: self.name.as_str().into(),
             reason: Some(self.reason.as_str().into()),
             first_enqueued: Some(self.first_enqueued),
+            tag: self.tag.as_deref().map(Into::into),
         })
         .expect("strings and an in-range date always serialise")
     }
@@ -127,6 +133,7 @@ impl DeletionMessage {
                     .reason
                     .map_or_else(|| LEGACY_DELETION_REASON.to_owned(), |r| r.into_owned()),
                 first_enqueued: wire.first_enqueued.unwrap_or_else(OffsetDateTime::now_utc),
+                tag: wire.tag.map(|t| t.into_owned()),
             });
         }
         check_room_name(trimmed)?;
@@ -134,6 +141,7 @@ impl DeletionMessage {
             name: trimmed.to_owned(),
             reason: LEGACY_DELETION_REASON.to_owned(),
             first_enqueued: OffsetDateTime::now_utc(),
+            tag: None,
         })
     }
 }
@@ -233,6 +241,7 @@ mod tests {
             name: "vmr-a1b2".to_owned(),
             reason: "conference_ended".to_owned(),
             first_enqueued: datetime!(2026-09-24 13:08:00 UTC),
+            tag: None,
         };
         assert_eq!(
             message.to_text(),
@@ -280,6 +289,7 @@ mod tests {
                 name: name.clone(),
                 reason: "conference_ended".to_owned(),
                 first_enqueued: datetime!(2026-01-01 0:00 UTC),
+                tag: Some(format!("https://id.gov.bc.ca/idcheck/protected/video/{name}")),
             };
             prop_assert_eq!(DeletionMessage::parse(&deletion.to_text()).unwrap(), deletion);
         }

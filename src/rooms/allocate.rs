@@ -121,12 +121,23 @@ impl RoomService {
     }
 
     async fn pop(&self) -> Result<Option<ReceivedMessage>, QueueError> {
-        Ok(self.inner.pool.receive(1, CLAIM_VISIBILITY).await?.into_iter().next())
+        Ok(self
+            .inner
+            .pool
+            .receive(1, CLAIM_VISIBILITY)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Make a popped message visible again (we did not need it).
     async fn release(&self, message: &ReceivedMessage) {
-        if let Err(e) = self.inner.pool.set_visibility(&message.receipt, Duration::ZERO).await {
+        if let Err(e) = self
+            .inner
+            .pool
+            .set_visibility(&message.receipt, Duration::ZERO)
+            .await
+        {
             // It reappears by itself after CLAIM_VISIBILITY.
             tracing::debug!(error = %e, "could not release a pool message early");
         }
@@ -144,7 +155,9 @@ impl RoomService {
         match pool.delete(&message.receipt).await {
             Ok(()) => {}
             // Our claim expired and someone else received the message: the room is theirs.
-            Err(QueueError::StaleReceipt | QueueError::MessageNotFound) => return Ok(Claim::Skipped),
+            Err(QueueError::StaleReceipt | QueueError::MessageNotFound) => {
+                return Ok(Claim::Skipped);
+            }
             Err(e) => return Err(e.into()),
         }
         // From here the room is ours alone. Anything that fails puts it back in the pool.
@@ -176,7 +189,10 @@ impl RoomService {
             tracing::warn!(room.name = %conference.name, "pooled room already tagged; skipped");
             return Ok(Claim::Skipped);
         }
-        match pexip.patch_conference(conference.id, &json!({ "tag": tag })).await {
+        match pexip
+            .patch_conference(conference.id, &json!({ "tag": tag }))
+            .await
+        {
             Ok(()) => {}
             Err(PexipError::NotFound) => return Ok(Claim::Skipped),
             Err(e) => return Err(e.into()),
@@ -212,7 +228,10 @@ impl RoomService {
             .count()
             .await;
         Counters::add(&self.inner.stats.rooms_replenished, created as u64);
-        Counters::add(&self.inner.stats.replenish_failures, (count - created) as u64);
+        Counters::add(
+            &self.inner.stats.replenish_failures,
+            (count - created) as u64,
+        );
         created
     }
 
@@ -230,7 +249,12 @@ impl RoomService {
             id: Some(conference.id),
         };
         // Invisible until Pexip has replicated the room to its Conferencing Nodes.
-        match self.inner.pool.send(&entry.to_text(), self.inner.settings.ready_delay).await {
+        match self
+            .inner
+            .pool
+            .send(&entry.to_text(), self.inner.settings.ready_delay)
+            .await
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(room.name = %conference.name, error = %e, "could not enqueue a new pool room; deleting it");

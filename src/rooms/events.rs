@@ -4,7 +4,7 @@
 //! collector checks Pexip (still ours? live again?) before it deletes anything. A forged or
 //! repeated event can therefore at worst cost one status check.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -33,13 +33,14 @@ impl RoomService {
             events: events.len(),
             ..EventReport::default()
         };
-        let mut rooms: BTreeSet<&RoomName> = BTreeSet::new();
+        // Room → the tag its conference had (the GC refuses a room re-tagged since).
+        let mut rooms: BTreeMap<&RoomName, &str> = BTreeMap::new();
         for event in events {
             match event {
                 SinkEvent::ConferenceEnded { room, tag, .. }
                     if !self.is_persistent(room.as_str()) && self.is_ours(room.as_str(), tag) =>
                 {
-                    rooms.insert(room);
+                    rooms.insert(room, tag.as_str());
                 }
                 SinkEvent::ConferenceEnded { room, .. } => {
                     tracing::debug!(room.name = %room, "conference_ended for a room we do not delete");
@@ -50,11 +51,12 @@ impl RoomService {
             }
         }
         let grace = self.inner.settings.delete_grace;
-        for room in rooms {
+        for (room, tag) in rooms {
             let message = DeletionMessage {
                 name: room.as_str().to_owned(),
                 reason: "conference_ended".to_owned(),
                 first_enqueued: OffsetDateTime::now_utc(),
+                tag: (!tag.is_empty()).then(|| tag.to_owned()),
             };
             self.inner.deletion.send(&message.to_text(), grace).await?;
             report.queued += 1;

@@ -31,6 +31,8 @@ const GC_VISIBILITY: Duration = Duration::from_secs(120);
 const DELETE_CONCURRENCY: usize = 5;
 /// Clock tolerance when judging a message's age against the grace period.
 const AGE_TOLERANCE: Duration = Duration::from_secs(30);
+/// Shortest deferral of a live room, whatever the grace period: the next look is a run later.
+const MIN_LIVE_DEFERRAL: Duration = Duration::from_secs(60);
 
 /// What one GC run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -87,6 +89,8 @@ impl RoomService {
         let mut report = GcReport::default();
         // Rooms settled in this run: later messages naming them are duplicates.
         let mut settled: HashSet<String> = HashSet::new();
+        // Rooms found live in this run: a message seeing them again waits for a later run.
+        let mut deferred: HashSet<String> = HashSet::new();
         loop {
             if Instant::now() >= deadline {
                 report.budget_exhausted = true;
@@ -112,7 +116,10 @@ impl RoomService {
                 }
             };
             report.received += batch.len();
-            if !self.process_batch(batch, &live, &mut settled, &mut report).await {
+            if !self
+                .process_batch(batch, &live, &mut settled, &mut deferred, &mut report)
+                .await
+            {
                 report.interrupted = true;
                 break;
             }
@@ -139,8 +146,10 @@ impl RoomService {
         batch: Vec<ReceivedMessage>,
         live: &HashSet<String>,
         settled: &mut HashSet<String>,
+        deferred: &mut HashSet<String>,
         report: &mut GcReport,
     ) -> bool {
+        let live_deferral = self.inner.settings.delete_grace.max(MIN_LIVE_DEFERRAL);
         let mut groups: HashMap<String, Group> = HashMap::new();
         for message in batch {
             let Ok(entry) = DeletionMessage::parse(&message.text) else {
@@ -156,6 +165,10 @@ impl RoomService {
             if settled.contains(&entry.name) {
                 report.duplicates += 1;
                 self.forget(&message).await;
+                continue;
+            }
+            if deferred.contains(&entry.name) {
+                self.defer(&message, live_deferral).await;
                 continue;
             }
             if let Some(wait) = self.too_young(&message) {
@@ -182,7 +195,13 @@ impl RoomService {
         // One list call for every room named in the batch.
         let names: Vec<&str> = groups.keys().map(String::as_str).collect();
         let joined = names.join(",");
-        let rooms = match self.inner.pexip.background().list_conferences(&[("name__in", &joined)]).await {
+        let rooms = match self
+            .inner
+            .pexip
+            .background()
+            .list_conferences(&[("name__in", &joined)])
+            .await
+        {
             Ok(rooms) => rooms,
             Err(e) => {
                 tracing::warn!(error = %e, "GC could not look rooms up; messages come back later");
@@ -190,7 +209,8 @@ impl RoomService {
                 return false;
             }
         };
-        let mut by_name: HashMap<String, Conference> = rooms.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let mut by_name: HashMap<String, Conference> =
+            rooms.into_iter().map(|c| (c.name.clone(), c)).collect();
 
         let work: Vec<(String, Group, Option<Conference>)> = groups
             .into_iter()
@@ -218,7 +238,13 @@ impl RoomService {
                 }
                 Outcome::DeferLive => {
                     report.deferred_live += 1;
-                    self.defer(first, self.inner.settings.delete_grace).await;
+                    self.defer(first, live_deferral).await;
+                    report.duplicates += rest.len();
+                    for message in rest {
+                        self.forget(message).await;
+                    }
+                    deferred.insert(name);
+                    continue;
                 }
                 Outcome::Deleted => {
                     report.deleted += 1;
@@ -243,7 +269,13 @@ impl RoomService {
     }
 
     /// Decide and act for one room.
-    async fn settle(&self, name: &str, event_tag: Option<&str>, room: Option<Conference>, live: &HashSet<String>) -> Outcome {
+    async fn settle(
+        &self,
+        name: &str,
+        event_tag: Option<&str>,
+        room: Option<Conference>,
+        live: &HashSet<String>,
+    ) -> Outcome {
         if live.contains(name) {
             tracing::info!(room.name = %name, "conference live again; deletion deferred");
             return Outcome::DeferLive;
@@ -256,7 +288,13 @@ impl RoomService {
             tracing::warn!(room.name = %name, "room is not ours or was re-tagged since its conference ended; not deleted");
             return Outcome::NotOurs;
         }
-        match self.inner.pexip.background().delete_conference(room.id).await {
+        match self
+            .inner
+            .pexip
+            .background()
+            .delete_conference(room.id)
+            .await
+        {
             Ok(Deleted::Now) => {
                 tracing::info!(room.name = %name, "room deleted after its conference ended");
                 Outcome::Deleted
@@ -286,13 +324,23 @@ impl RoomService {
     }
 
     async fn defer(&self, message: &ReceivedMessage, by: Duration) {
-        if let Err(e) = self.inner.deletion.set_visibility(&message.receipt, by).await {
+        if let Err(e) = self
+            .inner
+            .deletion
+            .set_visibility(&message.receipt, by)
+            .await
+        {
             tracing::debug!(error = %e, "could not defer a deletion message");
         }
     }
 
     async fn poison(&self, message: &ReceivedMessage, report: &mut GcReport) {
-        match self.inner.deletion.move_to(message, &self.inner.deletion_poison).await {
+        match self
+            .inner
+            .deletion
+            .move_to(message, &self.inner.deletion_poison)
+            .await
+        {
             Ok(()) => report.poisoned += 1,
             Err(e) => tracing::warn!(error = %e, "could not move a message to the poison queue"),
         }

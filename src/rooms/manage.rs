@@ -73,13 +73,14 @@ impl RoomPatch {
                 body.insert(field.into(), Value::String(v.clone()));
             }
         }
-        if let (Some(host), Some(guest)) = (&self.pin, &self.guest_pin) {
-            if !host.is_empty() && host == guest {
-                return Err(RoomPatchError::Pin {
-                    field: "guest_pin",
-                    reason: "host PIN and guest PIN must differ".into(),
-                });
-            }
+        if let (Some(host), Some(guest)) = (&self.pin, &self.guest_pin)
+            && !host.is_empty()
+            && host == guest
+        {
+            return Err(RoomPatchError::Pin {
+                field: "guest_pin",
+                reason: "host PIN and guest PIN must differ".into(),
+            });
         }
         if let Some(allow) = self.allow_guests {
             body.insert("allow_guests".into(), Value::Bool(allow));
@@ -88,7 +89,10 @@ impl RoomPatch {
             if limit.is_some_and(|n| n > 1_000_000) {
                 return Err(RoomPatchError::ParticipantLimit);
             }
-            body.insert("participant_limit".into(), limit.map_or(Value::Null, Value::from));
+            body.insert(
+                "participant_limit".into(),
+                limit.map_or(Value::Null, Value::from),
+            );
         }
         if body.is_empty() {
             return Err(RoomPatchError::Empty);
@@ -109,7 +113,9 @@ impl RoomService {
 
     /// Apply a partial update to the room called `name`.
     pub async fn update_room(&self, name: &RoomName, patch: &RoomPatch) -> Result<(), RoomsError> {
-        let body = patch.to_pexip().map_err(|e| RoomsError::Invalid(e.to_string()))?;
+        let body = patch
+            .to_pexip()
+            .map_err(|e| RoomsError::Invalid(e.to_string()))?;
         let room = self.get_room(name).await?;
         match self.inner.pexip.patch_conference(room.id, &body).await {
             Err(PexipError::NotFound) => Err(RoomsError::NotFound),
@@ -137,10 +143,14 @@ impl RoomService {
     /// Pexip id order. Follows Pexip's pagination to the end.
     pub async fn list_rooms(&self) -> Result<Vec<Conference>, RoomsError> {
         let s = &self.inner.settings;
-        let prefixes = std::iter::once(s.name_prefix.as_str()).chain(s.persistent_prefixes.iter().map(String::as_str));
-        let lists = futures::future::try_join_all(
-            prefixes.map(|p| self.inner.pexip.list_conferences(&[("name__startswith", p)])),
-        )
+        let prefixes = std::iter::once(s.name_prefix.as_str())
+            .chain(s.persistent_prefixes.iter().map(String::as_str));
+        let lists = futures::future::try_join_all(prefixes.map(|p| async move {
+            self.inner
+                .pexip
+                .list_conferences(&[("name__startswith", p)])
+                .await
+        }))
         .await?;
         let mut rooms: Vec<Conference> = lists.into_iter().flatten().collect();
         rooms.sort_by_key(|c| c.id);
@@ -152,7 +162,9 @@ impl RoomService {
     pub fn bulk_create(&self, count: usize) -> Result<(), RoomsError> {
         let max = self.inner.settings.bulk_create_max;
         if count == 0 || count > max {
-            return Err(RoomsError::Invalid(format!("count must be between 1 and {max}")));
+            return Err(RoomsError::Invalid(format!(
+                "count must be between 1 and {max}"
+            )));
         }
         tracing::info!(count, "bulk create started");
         self.spawn_replenish(count);
@@ -166,7 +178,9 @@ impl RoomService {
         let service = self.clone();
         self.inner.tasks.spawn(async move {
             match service.delete_all().await {
-                Ok((deleted, live)) => tracing::info!(deleted, skipped_live = live, "bulk delete finished"),
+                Ok((deleted, live)) => {
+                    tracing::info!(deleted, skipped_live = live, "bulk delete finished")
+                }
                 Err(e) => tracing::error!(error = %e, "bulk delete failed"),
             }
         });
@@ -178,22 +192,25 @@ impl RoomService {
         self.inner.pool.clear().await?;
         let background = self.inner.pexip.background();
         let prefix = self.inner.settings.name_prefix.as_str();
-        let rooms = background.list_conferences(&[("name__startswith", prefix)]).await?;
+        let rooms = background
+            .list_conferences(&[("name__startswith", prefix)])
+            .await?;
         let live: std::collections::HashSet<String> = background
             .live_conferences(&[])
             .await?
             .into_iter()
             .map(|c| c.name)
             .collect();
-        let targets: Vec<&Conference> = rooms
+        let targets: Vec<u64> = rooms
             .iter()
             .filter(|c| !self.is_persistent(&c.name) && !live.contains(&c.name))
+            .map(|c| c.id)
             .collect();
         let skipped_live = rooms.len() - targets.len();
         let deleted = futures::stream::iter(targets)
-            .map(|c| {
+            .map(|id| {
                 let background = background.clone();
-                async move { background.delete_conference(c.id).await }
+                async move { background.delete_conference(id).await }
             })
             .buffer_unordered(5)
             .filter(|r| std::future::ready(matches!(r, Ok(Deleted::Now))))
@@ -214,7 +231,10 @@ mod tests {
 
     #[test]
     fn only_present_fields_are_sent() {
-        assert_eq!(patch(r#"{"tag":"t"}"#).unwrap(), serde_json::json!({"tag":"t"}));
+        assert_eq!(
+            patch(r#"{"tag":"t"}"#).unwrap(),
+            serde_json::json!({"tag":"t"})
+        );
         assert_eq!(
             patch(r#"{"pin":"1234","guest_pin":"5678","participant_limit":null}"#).unwrap(),
             serde_json::json!({"pin":"1234","guest_pin":"5678","participant_limit":null})
@@ -226,10 +246,28 @@ mod tests {
         let long = "x".repeat(251);
         let cases = [
             ("{}".to_owned(), RoomPatchError::Empty),
-            (format!(r#"{{"tag":"{long}"}}"#), RoomPatchError::TooLong("tag")),
-            (r#"{"pin":"12"}"#.to_owned(), RoomPatchError::Pin { field: "pin", reason: "PIN must be 4 to 20 characters long".into() }),
-            (r#"{"pin":"1234","guest_pin":"1234"}"#.to_owned(), RoomPatchError::Pin { field: "guest_pin", reason: "host PIN and guest PIN must differ".into() }),
-            (r#"{"participant_limit":2000000}"#.to_owned(), RoomPatchError::ParticipantLimit),
+            (
+                format!(r#"{{"tag":"{long}"}}"#),
+                RoomPatchError::TooLong("tag"),
+            ),
+            (
+                r#"{"pin":"12"}"#.to_owned(),
+                RoomPatchError::Pin {
+                    field: "pin",
+                    reason: "PIN must be 4 to 20 characters long".into(),
+                },
+            ),
+            (
+                r#"{"pin":"1234","guest_pin":"1234"}"#.to_owned(),
+                RoomPatchError::Pin {
+                    field: "guest_pin",
+                    reason: "host PIN and guest PIN must differ".into(),
+                },
+            ),
+            (
+                r#"{"participant_limit":2000000}"#.to_owned(),
+                RoomPatchError::ParticipantLimit,
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(patch(&json), Err(want), "{json}");

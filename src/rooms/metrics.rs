@@ -42,13 +42,14 @@ impl RoomService {
         let i = &self.inner;
         let background = i.pexip.background();
         let prefix = i.settings.name_prefix.as_str();
+        let managed_filter = [("name__startswith", prefix)];
         let (pool, deletion, pool_poison, deletion_poison, live, managed) = tokio::join!(
             i.pool.approximate_count(),
             i.deletion.approximate_count(),
             i.pool_poison.approximate_count(),
             i.deletion_poison.approximate_count(),
             background.live_counts(),
-            background.list_conferences(&[("name__startswith", prefix)]),
+            background.list_conferences(&managed_filter),
         );
         let live = live.ok();
         let now = Baseline {
@@ -60,13 +61,19 @@ impl RoomService {
             last.replace(now.clone())
         };
         let (since_last, pexip_since_last) = match previous {
-            Some(p) => (now.service.since(&p.service), now.pexip.since(&p.pexip)),
+            Some(p) => (
+                now.service.since(&p.service),
+                pexip_delta(&now.pexip, &p.pexip),
+            ),
             None => (now.service, now.pexip),
         };
         let report = MetricsReport {
             pool_depth: pool.ok(),
             deletion_backlog: deletion.ok(),
-            poison_count: pool_poison.ok().zip(deletion_poison.ok()).map(|(a, b)| a + b),
+            poison_count: pool_poison
+                .ok()
+                .zip(deletion_poison.ok())
+                .map(|(a, b)| a + b),
             live_conferences: live.as_ref().map(|l| l.conferences),
             live_participants: live.as_ref().map(|l| l.participants),
             managed_rooms: managed.ok().map(|rooms| rooms.len() as u64),
@@ -87,5 +94,23 @@ impl RoomService {
             "metrics"
         );
         report
+    }
+}
+
+/// Pexip client counters accumulated since `before`.
+fn pexip_delta(now: &ClientStats, before: &ClientStats) -> ClientStats {
+    let e = &now.errors;
+    let b = &before.errors;
+    ClientStats {
+        token_renewals: now.token_renewals - before.token_renewals,
+        retries: now.retries - before.retries,
+        errors: crate::pexip::ErrorCounts {
+            not_found: e.not_found - b.not_found,
+            validation: e.validation - b.validation,
+            unauthorized: e.unauthorized - b.unauthorized,
+            rate_limited: e.rate_limited - b.rate_limited,
+            unavailable: e.unavailable - b.unavailable,
+            other: e.other - b.other,
+        },
     }
 }

@@ -84,7 +84,11 @@ struct Inner {
 
 impl RoomService {
     /// Build the service over a Pexip client and a queue service. No I/O.
-    pub fn new(pexip: PexipClient, queues: &QueueService, settings: RoomSettings) -> Result<Self, RoomsError> {
+    pub fn new(
+        pexip: PexipClient,
+        queues: &QueueService,
+        settings: RoomSettings,
+    ) -> Result<Self, RoomsError> {
         let named = |name: &str| queues.queue(&format!("{}{name}", settings.queue_prefix));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -140,8 +144,14 @@ impl RoomService {
     /// SIGTERM does not cut a replenishment between "room created" and "room enqueued".
     pub async fn shutdown(&self, timeout: std::time::Duration) {
         self.inner.tasks.close();
-        if tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_err() {
-            tracing::warn!(tasks = self.inner.tasks.len(), "background work still running at shutdown");
+        if tokio::time::timeout(timeout, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.inner.tasks.len(),
+                "background work still running at shutdown"
+            );
         }
     }
 
@@ -165,7 +175,8 @@ impl RoomService {
 
     /// True for rooms this service created (its name prefix) or handed out (its tag format).
     fn is_ours(&self, name: &str, tag: &str) -> bool {
-        name.starts_with(self.inner.settings.name_prefix.as_str()) || self.inner.settings.uui.is_our_tag(tag)
+        name.starts_with(self.inner.settings.name_prefix.as_str())
+            || self.inner.settings.uui.is_our_tag(tag)
     }
 
     /// The request to create a new room: fresh name and PINs, guests allowed.

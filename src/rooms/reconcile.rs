@@ -61,7 +61,12 @@ impl RoomService {
             0
         };
         if created > 0 {
-            tracing::info!(pool.depth = depth_before, pool.target = target, created, "pool topped up");
+            tracing::info!(
+                pool.depth = depth_before,
+                pool.target = target,
+                created,
+                "pool topped up"
+            );
         }
         Ok(TopUpReport {
             depth_before,
@@ -107,7 +112,12 @@ impl RoomService {
         }
         let pooled = self.pooled_names().await?;
         report.pooled = pooled.len();
-        let live: HashSet<String> = background.live_conferences(&[]).await?.into_iter().map(|c| c.name).collect();
+        let live: HashSet<String> = background
+            .live_conferences(&[])
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         for room in candidates {
             if pooled.contains(&room.name) || live.contains(&room.name) {
                 continue;
@@ -131,7 +141,9 @@ impl RoomService {
                     tracing::warn!(room.name = %room.name, "leaked room deleted");
                 }
                 Ok(Deleted::AlreadyGone) => {}
-                Err(e) => tracing::warn!(room.name = %room.name, error = %e, "could not delete a leaked room"),
+                Err(e) => {
+                    tracing::warn!(room.name = %room.name, error = %e, "could not delete a leaked room")
+                }
             }
         }
         Ok(report)

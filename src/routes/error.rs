@@ -49,7 +49,11 @@ impl ApiError {
     }
 
     /// 401 with a `WWW-Authenticate` challenge.
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>, challenge: &'static str) -> Self {
+    pub fn unauthorized(
+        code: &'static str,
+        detail: impl Into<String>,
+        challenge: &'static str,
+    ) -> Self {
         Self {
             www_authenticate: Some(challenge),
             ..Self::new(StatusCode::UNAUTHORIZED, code, detail)
@@ -63,7 +67,11 @@ impl ApiError {
 
     /// 405 for a known path with another method.
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
     }
 
     /// The status of this error.
@@ -80,9 +88,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(challenge) = self.www_authenticate {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
@@ -91,7 +100,9 @@ impl IntoResponse for ApiError {
 impl From<RoomsError> for ApiError {
     fn from(e: RoomsError) -> Self {
         match e {
-            RoomsError::NotFound => Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found"),
+            RoomsError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found")
+            }
             RoomsError::Persistent => Self::new(
                 StatusCode::CONFLICT,
                 "persistent_room",
@@ -107,21 +118,36 @@ impl From<RoomsError> for ApiError {
 impl From<PexipError> for ApiError {
     fn from(e: PexipError) -> Self {
         match e {
-            PexipError::NotFound => Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found"),
-            PexipError::Validation { message, .. } => {
-                Self::bad_request("pexip_validation", format!("Pexip refused the change: {message}"))
+            PexipError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found")
             }
+            PexipError::Validation { message, .. } => Self::bad_request(
+                "pexip_validation",
+                format!("Pexip refused the change: {message}"),
+            ),
             PexipError::RateLimited { .. } | PexipError::Unavailable { .. } => {
                 tracing::warn!(error = %e, "Pexip unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "pexip_unavailable", "Pexip is unavailable; try again shortly")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pexip_unavailable",
+                    "Pexip is unavailable; try again shortly",
+                )
             }
             PexipError::Unauthorized => {
                 tracing::error!("Pexip refused our credentials");
-                Self::new(StatusCode::BAD_GATEWAY, "pexip_error", "Pexip refused the request")
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "pexip_error",
+                    "Pexip refused the request",
+                )
             }
             other => {
                 tracing::error!(error = %other, "Pexip request failed");
-                Self::new(StatusCode::BAD_GATEWAY, "pexip_error", "Pexip request failed")
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "pexip_error",
+                    "Pexip request failed",
+                )
             }
         }
     }
@@ -130,7 +156,11 @@ impl From<PexipError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         tracing::error!(error = %e, "queue request failed");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", "the room queues are unavailable")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "the room queues are unavailable",
+        )
     }
 }
 
@@ -138,12 +168,22 @@ impl From<AgentAuthError> for ApiError {
     fn from(e: AgentAuthError) -> Self {
         const CHALLENGE: &str = "x-auth-token";
         match e {
-            AgentAuthError::Missing => Self::unauthorized("missing_token", e.to_string(), CHALLENGE),
-            AgentAuthError::InvalidToken => Self::unauthorized("invalid_token", e.to_string(), CHALLENGE),
-            AgentAuthError::DivisionNotAllowed => Self::new(StatusCode::FORBIDDEN, "division_not_allowed", e.to_string()),
+            AgentAuthError::Missing => {
+                Self::unauthorized("missing_token", e.to_string(), CHALLENGE)
+            }
+            AgentAuthError::InvalidToken => {
+                Self::unauthorized("invalid_token", e.to_string(), CHALLENGE)
+            }
+            AgentAuthError::DivisionNotAllowed => {
+                Self::new(StatusCode::FORBIDDEN, "division_not_allowed", e.to_string())
+            }
             AgentAuthError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Genesys Cloud unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "genesys_unavailable", "Genesys Cloud is unavailable")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "genesys_unavailable",
+                    "Genesys Cloud is unavailable",
+                )
             }
         }
     }

@@ -26,7 +26,9 @@ where
                 "unsupported_media_type",
                 "expected Content-Type: application/json",
             )),
-            Err(JsonRejection::BytesRejection(e)) => Err(ApiError::new(e.status(), "body_rejected", e.body_text())),
+            Err(JsonRejection::BytesRejection(e)) => {
+                Err(ApiError::new(e.status(), "body_rejected", e.body_text()))
+            }
             // serde's message names the field and position, never a value.
             Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
         }

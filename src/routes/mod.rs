@@ -104,7 +104,11 @@ fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::Op
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rooms::create_room))
         .routes(routes!(rooms::list_rooms))
-        .routes(routes!(rooms::get_room, rooms::update_room, rooms::delete_room))
+        .routes(routes!(
+            rooms::get_room,
+            rooms::update_room,
+            rooms::delete_room
+        ))
         .routes(routes!(rooms::bulk_create, rooms::bulk_delete))
         .routes(routes!(public::public_room_get))
         .routes(routes!(public::health))
@@ -116,7 +120,12 @@ fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::Op
         .split_for_parts();
     let mut api = api;
     api.merge(sink_api);
-    (router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).merge(sink), api)
+    (
+        router
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .merge(sink),
+        api,
+    )
 }
 
 /// The OpenAPI document (also served at `/openapi.json`).

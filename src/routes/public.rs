@@ -69,7 +69,8 @@ pub async fn event_sink(
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
     check_basic(&headers, &state.event_sink)?;
-    let events = parse_event_sink_body(&body).map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
+    let events = parse_event_sink_body(&body)
+        .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
     Ok(axum::Json(EventAck {
         detail: "Event acknowledged and processed.".into(),
@@ -85,17 +86,38 @@ fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), 
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-        .ok_or_else(|| ApiError::unauthorized("missing_credentials", "HTTP Basic credentials required", CHALLENGE))?;
-    let want = format!("{}:{}", expected.username, expected.password.expose_secret());
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_credentials",
+                "HTTP Basic credentials required",
+                CHALLENGE,
+            )
+        })?;
+    let want = format!(
+        "{}:{}",
+        expected.username,
+        expected.password.expose_secret()
+    );
     let a = digest::digest(&digest::SHA256, &given);
     let b = digest::digest(&digest::SHA256, want.as_bytes());
     if bool::from(a.as_ref().ct_eq(b.as_ref())) {
         Ok(())
     } else {
         tracing::warn!("event sink request with wrong credentials");
-        Err(ApiError::unauthorized("invalid_credentials", "wrong credentials", CHALLENGE))
+        Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong credentials",
+            CHALLENGE,
+        ))
     }
 }
 
@@ -134,10 +156,20 @@ pub async fn health(
         state.rooms.pool_queue().approximate_count()
     );
     let mut checks = BTreeMap::new();
-    checks.insert("pexip".to_owned(), pexip.map_or_else(|e| e.to_string(), |_| "ok".into()));
-    checks.insert("queues".to_owned(), queue.map_or_else(|e| e.to_string(), |_| "ok".into()));
+    checks.insert(
+        "pexip".to_owned(),
+        pexip.map_or_else(|e| e.to_string(), |_| "ok".into()),
+    );
+    checks.insert(
+        "queues".to_owned(),
+        queue.map_or_else(|e| e.to_string(), |_| "ok".into()),
+    );
     let healthy = checks.values().all(|v| v == "ok");
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         axum::Json(Health {
@@ -150,6 +182,10 @@ pub async fn health(
 
 /// Now as naive UTC ISO-8601 with microseconds (`2024-03-05T14:31:06.145782`).
 fn naive_utc_now() -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]");
-    time::OffsetDateTime::now_utc().format(&format).unwrap_or_default()
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_default()
 }

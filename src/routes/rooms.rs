@@ -22,7 +22,10 @@ pub(super) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
 pub struct CreateQuery {
     /// Hex of `<host>&<video call id>`, optionally followed by `;encoding=hex`.
     #[serde(rename = "uuiData")]
-    #[param(rename = "uuiData", example = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex")]
+    #[param(
+        rename = "uuiData",
+        example = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex"
+    )]
     uui_data: Option<String>,
 }
 
@@ -49,7 +52,9 @@ pub async fn create_room(
     let call = VideoCall::parse(&raw, &state.rooms.settings().uui)
         .map_err(|e| ApiError::bad_request("invalid_uui_data", e.to_string()))?;
     let allocation = state.rooms.allocate(&call).await?;
-    Ok(axum::Json(ConstrainedConference::without_pin(&allocation.conference)))
+    Ok(axum::Json(ConstrainedConference::without_pin(
+        &allocation.conference,
+    )))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -141,6 +146,7 @@ pub async fn delete_room(
     security(("function_key" = [])),
     responses(
         (status = 200, description = "Every managed room, all pages", body = [ConstrainedConference]),
+        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pexip unavailable", body = ErrorBody),
     ))]
@@ -150,7 +156,10 @@ pub async fn list_rooms(
 ) -> Result<Response, ApiError> {
     let rooms = state.rooms.list_rooms().await?;
     Ok(if view.constrained_attributes {
-        let list: Vec<ConstrainedConference> = rooms.iter().map(ConstrainedConference::without_pin).collect();
+        let list: Vec<ConstrainedConference> = rooms
+            .iter()
+            .map(ConstrainedConference::without_pin)
+            .collect();
         axum::Json(list).into_response()
     } else {
         axum::Json(rooms).into_response()

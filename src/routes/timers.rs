@@ -21,9 +21,15 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
         logs.push("gc_timer: run is past due".to_owned());
     }
     let gc = state.rooms.collect_garbage().await;
-    logs.push(format!("gc: {}", serde_json::to_string(&gc).unwrap_or_default()));
+    logs.push(format!(
+        "gc: {}",
+        serde_json::to_string(&gc).unwrap_or_default()
+    ));
     match state.rooms.reconcile().await {
-        Ok(r) => logs.push(format!("reconcile: {}", serde_json::to_string(&r).unwrap_or_default())),
+        Ok(r) => logs.push(format!(
+            "reconcile: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "reconcile failed");
             logs.push(format!("reconcile failed: {e}"));
@@ -34,11 +40,17 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
 }
 
 /// Metrics and pool top-up. Every 5 minutes.
-pub async fn metrics_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
+pub async fn metrics_timer(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> axum::Json<InvokeResponse> {
     let _ = TimerInvocation::from_body(&body);
     let metrics = state.rooms.collect_metrics().await;
     let logs = vec![
-        format!("metrics: {}", serde_json::to_string(&metrics).unwrap_or_default()),
+        format!(
+            "metrics: {}",
+            serde_json::to_string(&metrics).unwrap_or_default()
+        ),
         top_up(&state).await,
     ];
     axum::Json(InvokeResponse::with_logs(logs))

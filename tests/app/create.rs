@@ -18,7 +18,10 @@ async fn create_returns_a_tagged_room_without_the_host_pin(backend: Backend) {
     let room = created_room(&app, EXAMPLE_UUI).await;
 
     let object = room.as_object().unwrap();
-    assert!(!object.contains_key("pin"), "the host PIN must not be returned: {room}");
+    assert!(
+        !object.contains_key("pin"),
+        "the host PIN must not be returned: {room}"
+    );
     assert_eq!(room["tag"], EXAMPLE_TAG);
     assert_eq!(room["service_type"], "conference");
     assert_eq!(room["allow_guests"], true);
@@ -31,11 +34,20 @@ async fn create_returns_a_tagged_room_without_the_host_pin(backend: Backend) {
     }
     // The room on Pexip carries the tag; it came from the pool, so no room was created
     // synchronously (the refill comes later, in the background).
-    let on_sim = app.sim.rooms().into_iter().find(|r| r.name == room["name"]).unwrap();
+    let on_sim = app
+        .sim
+        .rooms()
+        .into_iter()
+        .find(|r| r.name == room["name"])
+        .unwrap();
     assert_eq!(on_sim.tag, EXAMPLE_TAG);
     assert_eq!(app.rooms.stats().pool_empty_fallbacks, 0);
     app.rooms.background_idle().await;
-    assert_eq!(app.sim_room_count(), rooms_before + 1, "one replacement room");
+    assert_eq!(
+        app.sim_room_count(),
+        rooms_before + 1,
+        "one replacement room"
+    );
     assert_eq!(app.pool_depth().await, 5, "pool back at target");
 }
 
@@ -90,12 +102,20 @@ async fn parallel_creates_get_distinct_rooms_and_the_pool_refills(backend: Backe
     assert_eq!(tags.len(), 200);
     // Each room on Pexip carries exactly the tag of the one caller it was handed to.
     for room in &rooms {
-        let on_sim = app.sim.rooms().into_iter().find(|r| r.name == room["name"]).unwrap();
+        let on_sim = app
+            .sim
+            .rooms()
+            .into_iter()
+            .find(|r| r.name == room["name"])
+            .unwrap();
         assert_eq!(on_sim.tag, room["tag"].as_str().unwrap());
     }
     app.rooms.background_idle().await;
     app.invoke_timer("metrics_timer").await;
-    assert!(app.pool_depth().await >= 20, "pool back at target after the timer");
+    assert!(
+        app.pool_depth().await >= 20,
+        "pool back at target after the timer"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +151,10 @@ async fn bad_uui_data_is_refused_and_allocates_nothing() {
         assert_eq!(response.status(), 400, "{what}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], "invalid_uui_data", "{what}: {body}");
-        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}"
+        );
     }
     let missing = app.http.post(app.at("/room/create")).send().await.unwrap();
     assert_eq!(missing.status(), 400);
@@ -161,8 +184,18 @@ async fn rooms_still_replicating_are_not_handed_out() {
     .await;
     app.seed_pool().await;
     let room = created_room(&app, EXAMPLE_UUI).await;
-    assert_eq!(app.rooms.stats().pool_empty_fallbacks, 1, "the pool's rooms are not dialable yet");
-    let pooled: HashSet<String> = app.sim.rooms().into_iter().filter(|r| r.tag.is_empty()).map(|r| r.name).collect();
+    assert_eq!(
+        app.rooms.stats().pool_empty_fallbacks,
+        1,
+        "the pool's rooms are not dialable yet"
+    );
+    let pooled: HashSet<String> = app
+        .sim
+        .rooms()
+        .into_iter()
+        .filter(|r| r.tag.is_empty())
+        .map(|r| r.name)
+        .collect();
     assert!(!pooled.contains(room["name"].as_str().unwrap()));
     assert_eq!(pooled.len(), 5);
 }
@@ -176,7 +209,11 @@ async fn a_pooled_room_that_pexip_lost_is_skipped() {
     .await;
     app.seed_pool().await;
     let pooled = app.sim.rooms();
-    app.rooms.pexip().delete_conference(pooled[0].id).await.unwrap();
+    app.rooms
+        .pexip()
+        .delete_conference(pooled[0].id)
+        .await
+        .unwrap();
     let room = created_room(&app, EXAMPLE_UUI).await;
     assert_eq!(room["name"], pooled[1].name.as_str());
     assert_eq!(app.rooms.stats().pool_empty_fallbacks, 0);

@@ -12,11 +12,23 @@ async fn missing_or_wrong_credentials_get_401_and_queue_nothing() {
     let url = app.at("/public/event_sink");
     let attempts = [
         app.http.post(&url).json(&event),
-        app.http.post(&url).basic_auth(SINK_USER, Some("wrong")).json(&event),
-        app.http.post(&url).basic_auth("admin", Some(SINK_PASSWORD)).json(&event),
-        app.http.post(&url).basic_auth(SINK_USER, None::<&str>).json(&event),
+        app.http
+            .post(&url)
+            .basic_auth(SINK_USER, Some("wrong"))
+            .json(&event),
+        app.http
+            .post(&url)
+            .basic_auth("admin", Some(SINK_PASSWORD))
+            .json(&event),
+        app.http
+            .post(&url)
+            .basic_auth(SINK_USER, None::<&str>)
+            .json(&event),
         app.http.post(&url).bearer_auth(SINK_PASSWORD).json(&event),
-        app.http.post(&url).header("authorization", "Basic !!!notbase64").json(&event),
+        app.http
+            .post(&url)
+            .header("authorization", "Basic !!!notbase64")
+            .json(&event),
     ];
     for attempt in attempts {
         let response = attempt.send().await.unwrap();

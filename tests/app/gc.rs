@@ -20,7 +20,11 @@ async fn enqueue_deletion(app: &TestApp, name: &str) {
         first_enqueued: time::OffsetDateTime::now_utc(),
         tag: None,
     };
-    app.rooms.deletion_queue().send(&message.to_text(), Duration::ZERO).await.unwrap();
+    app.rooms
+        .deletion_queue()
+        .send(&message.to_text(), Duration::ZERO)
+        .await
+        .unwrap();
 }
 
 async fn gc_report(app: &TestApp) -> Value {
@@ -36,7 +40,9 @@ async fn gc_report(app: &TestApp) -> Value {
     serde_json::from_str(&line).unwrap()
 }
 
-async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_period(backend: Backend) {
+async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_period(
+    backend: Backend,
+) {
     let app = TestApp::spawn(Options {
         grace_secs: 2,
         ..Options::on(backend)
@@ -45,17 +51,28 @@ async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_perio
     let name = allocated(&app, "THREENODES").await;
     app.sim.start_conference(&name, 3, 3).await.unwrap();
     app.sim.end_conference(&name).await.unwrap();
-    assert_eq!(app.deletion_depth().await, 3, "one message per node's conference_ended");
+    assert_eq!(
+        app.deletion_depth().await,
+        3,
+        "one message per node's conference_ended"
+    );
 
     let early = gc_report(&app).await;
-    assert_eq!(early["deleted"], 0, "nothing is deleted inside the grace period");
+    assert_eq!(
+        early["deleted"], 0,
+        "nothing is deleted inside the grace period"
+    );
     assert!(app.sim.rooms().iter().any(|r| r.name == name));
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let report = gc_report(&app).await;
     assert_eq!(report["deleted"], 1, "{report}");
     assert_eq!(report["duplicates"], 2, "{report}");
-    assert_eq!(app.sim_requests(DELETE_ROUTE), 1, "exactly one Pexip delete");
+    assert_eq!(
+        app.sim_requests(DELETE_ROUTE),
+        1,
+        "exactly one Pexip delete"
+    );
     assert!(!app.sim.rooms().iter().any(|r| r.name == name));
     assert_eq!(app.deletion_depth().await, 0);
 }
@@ -67,7 +84,8 @@ async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_perio
 
 #[tokio::test]
 async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_period_on_azurite() {
-    a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_period(Backend::Azurite).await;
+    a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_period(Backend::Azurite)
+        .await;
 }
 
 #[tokio::test]
@@ -108,7 +126,10 @@ async fn the_gc_never_deletes_persistent_or_foreign_rooms() {
     assert_eq!(report["skipped_persistent"], 2, "{report}");
     assert_eq!(report["skipped_not_ours"], 1, "{report}");
     assert_eq!(app.sim_requests(DELETE_ROUTE), 0);
-    assert_eq!(app.sim_room_count(), 3);
+    let names: Vec<String> = app.sim.rooms().into_iter().map(|r| r.name).collect();
+    for name in ["test_lobby", "vkiosk_9", "someone-elses-room"] {
+        assert!(names.contains(&name.to_owned()), "{name} kept");
+    }
 }
 
 #[tokio::test]
@@ -121,7 +142,11 @@ async fn a_room_retagged_since_its_event_is_not_deleted() {
         first_enqueued: time::OffsetDateTime::now_utc(),
         tag: Some("https://id.gov.bc.ca/idcheck/protected/video/SOMEONEELSE".into()),
     };
-    app.rooms.deletion_queue().send(&message.to_text(), Duration::ZERO).await.unwrap();
+    app.rooms
+        .deletion_queue()
+        .send(&message.to_text(), Duration::ZERO)
+        .await
+        .unwrap();
     let report = gc_report(&app).await;
     assert_eq!(report["skipped_not_ours"], 1, "{report}");
     assert!(app.sim.rooms().iter().any(|r| r.name == name));
@@ -143,7 +168,11 @@ async fn the_gc_drains_more_than_one_batch_and_poisons_garbage() {
         enqueue_deletion(&app, name).await;
     }
     enqueue_deletion(&app, "vbv-already-gone").await;
-    app.rooms.deletion_queue().send("{not json", Duration::ZERO).await.unwrap();
+    app.rooms
+        .deletion_queue()
+        .send("{not json", Duration::ZERO)
+        .await
+        .unwrap();
     let report = gc_report(&app).await;
     assert_eq!(report["deleted"], 70, "{report}");
     assert_eq!(report["already_gone"], 1, "{report}");
@@ -168,7 +197,11 @@ async fn transient_pexip_failures_leave_the_message_for_another_run() {
     let report = gc_report(&app).await;
     assert_eq!(report["failed"], 1, "{report}");
     assert!(app.sim.rooms().iter().any(|r| r.name == name));
-    assert_eq!(app.deletion_depth().await, 1, "the message stays for redelivery");
+    assert_eq!(
+        app.deletion_depth().await,
+        1,
+        "the message stays for redelivery"
+    );
 }
 
 #[tokio::test]
@@ -204,7 +237,10 @@ async fn the_reconciler_deletes_leaks_and_nothing_else() {
     let logs = response["Logs"].to_string();
     assert!(logs.contains("reconcile"), "{logs}");
     let names: Vec<String> = app.sim.rooms().into_iter().map(|r| r.name).collect();
-    assert!(!names.contains(&"vbv-leakedroom".to_owned()), "the leak is deleted");
+    assert!(
+        !names.contains(&"vbv-leakedroom".to_owned()),
+        "the leak is deleted"
+    );
     assert!(names.contains(&handed_out));
     assert!(names.contains(&"someone-elses-room".to_owned()));
     assert_eq!(app.pool_depth().await, 2, "pooled rooms are kept");
@@ -228,14 +264,31 @@ async fn timers_answer_the_host_shape_and_metrics_are_reported() {
         .unwrap()
         .to_owned();
     let metrics: Value = serde_json::from_str(&line).unwrap();
-    for field in ["pool_depth", "deletion_backlog", "poison_count", "live_conferences", "live_participants", "managed_rooms"] {
+    for field in [
+        "pool_depth",
+        "deletion_backlog",
+        "poison_count",
+        "live_conferences",
+        "live_participants",
+        "managed_rooms",
+    ] {
         assert!(metrics[field].is_u64(), "{field}: {metrics}");
     }
     assert_eq!(metrics["since_last"]["allocations"], 1);
     let again = app.invoke_timer("metrics_timer").await;
-    assert!(again["Logs"][0].as_str().unwrap().contains(r#""allocations":0"#), "counts are since the last run");
+    assert!(
+        again["Logs"][0]
+            .as_str()
+            .unwrap()
+            .contains(r#""allocations":0"#),
+        "counts are since the last run"
+    );
 
-    for body in ["", "not json", r#"{"Data":{"timer":{"ScheduleStatus":null,"IsPastDue":true}}}"#] {
+    for body in [
+        "",
+        "not json",
+        r#"{"Data":{"timer":{"ScheduleStatus":null,"IsPastDue":true}}}"#,
+    ] {
         let response = app
             .http
             .post(app.at("/gc_timer"))

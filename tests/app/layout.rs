@@ -14,7 +14,9 @@ fn layout() -> AppLayout {
 
 /// A concrete path for a route template (`room/{name}` → `/room/vbv-x`).
 fn concrete(route: &str) -> String {
-    let path = route.replace("{name}", "vbv-layoutcheck").replace("{*path}", "");
+    let path = route
+        .replace("{name}", "vbv-layoutcheck")
+        .replace("{*path}", "");
     format!("/{}", path.trim_end_matches('/'))
 }
 
@@ -24,11 +26,21 @@ async fn every_function_folder_has_a_route_with_the_same_method() {
     for f in layout().http_functions() {
         for method in &f.methods {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let response = app.http.request(method.clone(), app.at(&concrete(&f.route))).send().await.unwrap();
+            let response = app
+                .http
+                .request(method.clone(), app.at(&concrete(&f.route)))
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
-            let unrouted = (status == 404 && body.contains(r#""code":"not_found""#)) || status == 405;
-            assert!(!unrouted, "{} {method} /{} answered {status}: {body}", f.name, f.route);
+            let unrouted =
+                (status == 404 && body.contains(r#""code":"not_found""#)) || status == 405;
+            assert!(
+                !unrouted,
+                "{} {method} /{} answered {status}: {body}",
+                f.name, f.route
+            );
         }
     }
     for t in layout().timers() {
@@ -43,7 +55,10 @@ fn every_route_of_the_binary_has_a_function_folder() {
     let mut routes: BTreeSet<(String, String)> = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            routes.insert((method.to_uppercase(), path.trim_start_matches('/').to_owned()));
+            routes.insert((
+                method.to_uppercase(),
+                path.trim_start_matches('/').to_owned(),
+            ));
         }
     }
     // Served by the binary outside the documented API.
@@ -51,17 +66,29 @@ fn every_route_of_the_binary_has_a_function_folder() {
     routes.insert(("GET".into(), "docs/{*path}".into()));
     let folders: BTreeSet<(String, String)> = layout()
         .http_functions()
-        .flat_map(|f| f.methods.iter().map(|m| (m.clone(), f.route.clone())).collect::<Vec<_>>())
+        .flat_map(|f| {
+            f.methods
+                .iter()
+                .map(|m| (m.clone(), f.route.clone()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(routes, folders);
     let timers: BTreeSet<String> = layout().timers().map(|t| t.name.clone()).collect();
-    assert_eq!(timers, ["gc_timer".to_owned(), "metrics_timer".to_owned()].into());
+    assert_eq!(
+        timers,
+        ["gc_timer".to_owned(), "metrics_timer".to_owned()].into()
+    );
 }
 
 #[test]
 fn http_function_folders_allow_forwarding_and_private_routes_need_a_key() {
     for f in layout().http_functions() {
-        let want = if f.route.starts_with("room") { "function" } else { "anonymous" };
+        let want = if f.route.starts_with("room") {
+            "function"
+        } else {
+            "anonymous"
+        };
         assert_eq!(f.auth_level, want, "{}", f.name);
     }
     assert!(layout().host.forwarding);

@@ -18,8 +18,12 @@ fn the_spec_matches_its_snapshot() {
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(SNAPSHOT, &pretty).unwrap();
     }
-    let stored = std::fs::read_to_string(SNAPSHOT).expect("snapshot missing: run with UPDATE_SNAPSHOTS=1");
-    assert!(stored == pretty, "the OpenAPI document changed; review and run with UPDATE_SNAPSHOTS=1");
+    let stored =
+        std::fs::read_to_string(SNAPSHOT).expect("snapshot missing: run with UPDATE_SNAPSHOTS=1");
+    assert!(
+        stored == pretty,
+        "the OpenAPI document changed; review and run with UPDATE_SNAPSHOTS=1"
+    );
 }
 
 #[test]
@@ -36,11 +40,20 @@ fn the_spec_is_openapi_3_1_and_documents_every_route_with_errors_and_security() 
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
-            assert!(op["description"].is_string() || op["summary"].is_string(), "{method} {path}");
+            assert!(
+                op["description"].is_string() || op["summary"].is_string(),
+                "{method} {path}"
+            );
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|k| k.starts_with('2')), "{method} {path}");
+            assert!(
+                responses.keys().any(|k| k.starts_with('2')),
+                "{method} {path}"
+            );
             if path != "/public/health" {
-                assert!(responses.keys().any(|k| k.starts_with('4')), "{method} {path} documents an error");
+                assert!(
+                    responses.keys().any(|k| k.starts_with('4')),
+                    "{method} {path} documents an error"
+                );
             }
         }
     }
@@ -50,7 +63,15 @@ fn the_spec_is_openapi_3_1_and_documents_every_route_with_errors_and_security() 
 #[tokio::test]
 async fn the_app_serves_the_spec_and_the_swagger_ui() {
     let app = TestApp::spawn(Options::default()).await;
-    let served: Value = app.http.get(app.at("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let served: Value = app
+        .http
+        .get(app.at("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(served, spec());
     let docs = app.http.get(app.at("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
@@ -65,7 +86,12 @@ async fn the_app_serves_the_spec_and_the_swagger_ui() {
         .await
         .unwrap();
     assert!(redirect.status().is_redirection() || redirect.status() == 200);
-    let js = app.http.get(app.at("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    let js = app
+        .http
+        .get(app.at("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(js.status(), 200, "assets are served from the binary");
     assert!(js.bytes().await.unwrap().len() > 100_000);
 }

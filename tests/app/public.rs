@@ -20,12 +20,21 @@ async fn an_allowed_agent_reads_the_room_with_its_host_pin() {
         .json()
         .await
         .unwrap();
-    let on_sim = app.sim.rooms().into_iter().find(|r| r.name == name).unwrap();
+    let on_sim = app
+        .sim
+        .rooms()
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap();
     assert_eq!(read["pin"], on_sim.pin.as_str());
     assert_eq!(read["guest_pin"], room["guest_pin"]);
     assert_eq!(read["tag"], EXAMPLE_TAG);
 
-    let cases: [(Option<&str>, u16); 3] = [(None, 401), (Some("forged"), 401), (Some(OTHER_DIVISION_TOKEN), 403)];
+    let cases: [(Option<&str>, u16); 3] = [
+        (None, 401),
+        (Some("forged"), 401),
+        (Some(OTHER_DIVISION_TOKEN), 403),
+    ];
     for (token, status) in cases {
         let mut request = app.http.get(&url);
         if let Some(t) = token {
@@ -49,20 +58,46 @@ async fn an_allowed_agent_reads_the_room_with_its_host_pin() {
 #[tokio::test]
 async fn health_is_alive_and_deep_health_sees_pexip_go_down() {
     let app = TestApp::spawn(Options::default()).await;
-    let health: Value = app.http.get(app.at("/public/health")).send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .http
+        .get(app.at("/public/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "alive");
     let ts = health["timestamp"].as_str().unwrap();
-    assert_eq!(ts.len(), "2024-03-05T14:31:06.145782".len(), "naive ISO with microseconds: {ts}");
+    assert_eq!(
+        ts.len(),
+        "2024-03-05T14:31:06.145782".len(),
+        "naive ISO with microseconds: {ts}"
+    );
     assert!(!ts.ends_with('Z'));
 
-    let deep = app.http.get(app.at("/public/health?deep=true")).send().await.unwrap();
+    let deep = app
+        .http
+        .get(app.at("/public/health?deep=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deep.status(), 200);
     let deep: Value = deep.json().await.unwrap();
     assert_eq!(deep["checks"]["pexip"], "ok");
     assert_eq!(deep["checks"]["queues"], "ok");
 
-    app.sim.add_fault(pexip_sdk::sim::Fault::status(503).count(100).path_prefix("/api/admin/status/"));
-    let down = app.http.get(app.at("/public/health?deep=true")).send().await.unwrap();
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::status(503)
+            .count(100)
+            .path_prefix("/api/admin/status/"),
+    );
+    let down = app
+        .http
+        .get(app.at("/public/health?deep=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(down.status(), 503);
     let down: Value = down.json().await.unwrap();
     assert_eq!(down["status"], "degraded");

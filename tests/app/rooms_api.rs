@@ -24,7 +24,10 @@ async fn pexip_room(app: &TestApp, name: &str, tag: &str) -> u64 {
 async fn envelope(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].is_string() && body["code"].is_string(), "{body}");
+    assert!(
+        body["detail"].is_string() && body["code"].is_string(),
+        "{body}"
+    );
     body
 }
 
@@ -34,7 +37,15 @@ async fn a_room_reads_constrained_by_default_and_in_full_on_request() {
     let room: Value = app.create(EXAMPLE_UUI).await.json().await.unwrap();
     let name = room["name"].as_str().unwrap();
 
-    let constrained: Value = app.http.get(app.at(&format!("/room/{name}"))).send().await.unwrap().json().await.unwrap();
+    let constrained: Value = app
+        .http
+        .get(app.at(&format!("/room/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(constrained, room, "the read matches what create returned");
 
     let full: Value = app
@@ -47,19 +58,50 @@ async fn a_room_reads_constrained_by_default_and_in_full_on_request() {
         .await
         .unwrap();
     assert_eq!(full["name"], name);
-    assert!(full["pin"].as_str().is_some_and(|p| p.len() == 6), "the full object has the host PIN");
-    assert!(full.get("resource_uri").is_some() && full.get("host_view").is_some(), "{full}");
+    assert!(
+        full["pin"].as_str().is_some_and(|p| p.len() == 6),
+        "the full object has the host PIN"
+    );
+    assert!(
+        full.get("resource_uri").is_some() && full.get("host_view").is_some(),
+        "{full}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_and_invalid_room_names_get_404_and_400() {
     let app = TestApp::spawn(Options::default()).await;
-    let body = envelope(app.http.get(app.at("/room/vbv-nosuchroom")).send().await.unwrap(), 404).await;
+    let body = envelope(
+        app.http
+            .get(app.at("/room/vbv-nosuchroom"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
     assert_eq!(body["code"], "room_not_found");
-    for bad in ["a%20b", "..", "a%2Fb", "%C3%A9t%C3%A9", "x%00y"] {
-        let body = envelope(app.http.get(app.at(&format!("/room/{bad}"))).send().await.unwrap(), 400).await;
+    // (`..` is covered by the unit tests: HTTP clients normalise it away before sending.)
+    for bad in ["a%20b", "a%2Fb", "%C3%A9t%C3%A9", "x%00y", "a%3Fb%3Dc"] {
+        let body = envelope(
+            app.http
+                .get(app.at(&format!("/room/{bad}")))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
         assert_eq!(body["code"], "invalid_room_name", "{bad}");
-        let body = envelope(app.http.delete(app.at(&format!("/room/{bad}"))).send().await.unwrap(), 400).await;
+        let body = envelope(
+            app.http
+                .delete(app.at(&format!("/room/{bad}")))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
         assert_eq!(body["code"], "invalid_room_name", "{bad}");
     }
     assert_eq!(app.sim_requests(DELETE_ROUTE), 0);
@@ -78,7 +120,12 @@ async fn a_partial_update_changes_only_the_given_fields() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let on_sim = app.sim.rooms().into_iter().find(|r| r.name == name).unwrap();
+    let on_sim = app
+        .sim
+        .rooms()
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap();
     assert_eq!(on_sim.guest_pin, "98765");
     assert_eq!(on_sim.tag, EXAMPLE_TAG, "untouched");
 }
@@ -90,7 +137,11 @@ async fn invalid_updates_get_the_error_envelope() {
     let url = app.at(&format!("/room/{}", room["name"].as_str().unwrap()));
     let cases: [(&str, u16, &str); 6] = [
         (r#"{"pin":"12"}"#, 400, "invalid_request"),
-        (r#"{"pin":"1234","guest_pin":"1234"}"#, 400, "invalid_request"),
+        (
+            r#"{"pin":"1234","guest_pin":"1234"}"#,
+            400,
+            "invalid_request",
+        ),
         (r#"{"name":"rename"}"#, 400, "invalid_json"),
         (r#"{"tag": 5}"#, 400, "invalid_json"),
         (r#"{"tag": "#, 400, "invalid_json"),
@@ -108,7 +159,13 @@ async fn invalid_updates_get_the_error_envelope() {
         let got = envelope(response, status).await;
         assert_eq!(got["code"], code, "{body}");
     }
-    let no_type = app.http.patch(&url).body(r#"{"tag":"x"}"#).send().await.unwrap();
+    let no_type = app
+        .http
+        .patch(&url)
+        .body(r#"{"tag":"x"}"#)
+        .send()
+        .await
+        .unwrap();
     envelope(no_type, 415).await;
     let missing = app
         .http
@@ -125,15 +182,36 @@ async fn delete_removes_a_room_at_once_and_refuses_persistent_ones() {
     let app = TestApp::spawn(Options::default()).await;
     let room: Value = app.create(EXAMPLE_UUI).await.json().await.unwrap();
     let name = room["name"].as_str().unwrap();
-    let response = app.http.delete(app.at(&format!("/room/{name}"))).send().await.unwrap();
+    let response = app
+        .http
+        .delete(app.at(&format!("/room/{name}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert!(response.bytes().await.unwrap().is_empty());
     assert!(!app.sim.rooms().iter().any(|r| r.name == name));
-    envelope(app.http.delete(app.at(&format!("/room/{name}"))).send().await.unwrap(), 404).await;
+    envelope(
+        app.http
+            .delete(app.at(&format!("/room/{name}")))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
 
     for persistent in ["test_lobby", "vkiosk_42"] {
         pexip_room(&app, persistent, "").await;
-        let body = envelope(app.http.delete(app.at(&format!("/room/{persistent}"))).send().await.unwrap(), 409).await;
+        let body = envelope(
+            app.http
+                .delete(app.at(&format!("/room/{persistent}")))
+                .send()
+                .await
+                .unwrap(),
+            409,
+        )
+        .await;
         assert_eq!(body["code"], "persistent_room");
         assert!(app.sim.rooms().iter().any(|r| r.name == persistent));
     }
@@ -149,7 +227,15 @@ async fn the_list_holds_every_managed_room_and_nothing_else() {
     app.seed_pool().await;
     pexip_room(&app, "test_lobby", "").await;
     pexip_room(&app, "someone-elses-room", "").await;
-    let list: Vec<Value> = app.http.get(app.at("/room")).send().await.unwrap().json().await.unwrap();
+    let list: Vec<Value> = app
+        .http
+        .get(app.at("/room"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.len(), 46, "45 pool rooms and the persistent one");
     assert!(list.iter().all(|r| r.get("pin").is_none()));
     assert!(!list.iter().any(|r| r["name"] == "someone-elses-room"));
@@ -169,13 +255,23 @@ async fn the_list_holds_every_managed_room_and_nothing_else() {
 #[tokio::test]
 async fn bulk_create_fills_the_pool_in_the_background() {
     let app = TestApp::spawn(Options::default()).await;
-    let response = app.http.post(app.at("/room/bulk?count=7")).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.at("/room/bulk?count=7"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     app.rooms.background_idle().await;
     assert_eq!(app.pool_depth().await, 7);
     assert_eq!(app.sim_room_count(), 7);
     for bad in ["count=0", "count=-1", "count=abc", "", "count=100000"] {
-        let response = app.http.post(app.at(&format!("/room/bulk?{bad}"))).send().await.unwrap();
+        let response = app
+            .http
+            .post(app.at(&format!("/room/bulk?{bad}")))
+            .send()
+            .await
+            .unwrap();
         envelope(response, 400).await;
     }
 }
@@ -192,15 +288,27 @@ async fn bulk_delete_needs_confirmation_and_spares_persistent_and_live_rooms() {
     app.rooms.background_idle().await;
 
     let refused = app.http.delete(app.at("/room/bulk")).send().await.unwrap();
-    assert_eq!(envelope(refused, 400).await["code"], "confirmation_required");
+    assert_eq!(
+        envelope(refused, 400).await["code"],
+        "confirmation_required"
+    );
     assert_eq!(app.sim_requests(DELETE_ROUTE), 0);
 
-    let response = app.http.delete(app.at("/room/bulk?confirm=true")).send().await.unwrap();
+    let response = app
+        .http
+        .delete(app.at("/room/bulk?confirm=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     app.rooms.background_idle().await;
     let mut left: Vec<String> = app.sim.rooms().into_iter().map(|r| r.name).collect();
     left.sort();
-    let mut want = vec![live_name, "someone-elses-room".to_owned(), "test_lobby".to_owned()];
+    let mut want = vec![
+        live_name,
+        "someone-elses-room".to_owned(),
+        "test_lobby".to_owned(),
+    ];
     want.sort();
     assert_eq!(left, want);
     assert_eq!(app.pool_depth().await, 0);
@@ -210,9 +318,17 @@ async fn bulk_delete_needs_confirmation_and_spares_persistent_and_live_rooms() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_envelope() {
     let app = TestApp::spawn(Options::default()).await;
-    assert_eq!(envelope(app.http.get(app.at("/nope")).send().await.unwrap(), 404).await["code"], "not_found");
+    assert_eq!(
+        envelope(app.http.get(app.at("/nope")).send().await.unwrap(), 404).await["code"],
+        "not_found"
+    );
     let put = app.http.put(app.at("/room/create")).send().await.unwrap();
     assert_eq!(envelope(put, 405).await["code"], "method_not_allowed");
-    let bad_query = app.http.get(app.at("/room?constrained_attributes=maybe")).send().await.unwrap();
+    let bad_query = app
+        .http
+        .get(app.at("/room?constrained_attributes=maybe"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(envelope(bad_query, 400).await["code"], "invalid_query");
 }

@@ -101,8 +101,14 @@ impl TestApp {
             ("EVENT_SINK_USERNAME".into(), SINK_USER.into()),
             ("EVENT_SINK_PASSWORD".into(), SINK_PASSWORD.into()),
             ("ROOM_POOL_TARGET".into(), options.pool_target.to_string()),
-            ("ROOM_READY_DELAY_SECONDS".into(), options.ready_delay_secs.to_string()),
-            ("ROOM_DELETE_GRACE_SECONDS".into(), options.grace_secs.to_string()),
+            (
+                "ROOM_READY_DELAY_SECONDS".into(),
+                options.ready_delay_secs.to_string(),
+            ),
+            (
+                "ROOM_DELETE_GRACE_SECONDS".into(),
+                options.grace_secs.to_string(),
+            ),
             ("QUEUE_NAME_PREFIX".into(), prefix),
             ("GENESYS_API_BASE".into(), genesys),
             ("GENESYS_ALLOWED_DIVISIONS".into(), "div-sbc".into()),
@@ -169,12 +175,21 @@ impl TestApp {
 
     /// Approximate messages in the deletion queue.
     pub async fn deletion_depth(&self) -> u64 {
-        self.rooms.deletion_queue().approximate_count().await.unwrap()
+        self.rooms
+            .deletion_queue()
+            .approximate_count()
+            .await
+            .unwrap()
     }
 
     /// Sim counter for one route pattern.
     pub fn sim_requests(&self, route: &str) -> u64 {
-        self.sim.counters().requests.get(route).copied().unwrap_or(0)
+        self.sim
+            .counters()
+            .requests
+            .get(route)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// POST to the event sink with the right credentials.
@@ -193,7 +208,10 @@ impl TestApp {
         let response = self
             .http
             .post(self.at(&format!("/{name}")))
-            .header("x-azure-functions-invocationid", uuid::Uuid::new_v4().to_string())
+            .header(
+                "x-azure-functions-invocationid",
+                uuid::Uuid::new_v4().to_string(),
+            )
             .json(&timer_payload(name))
             .send()
             .await
@@ -251,11 +269,18 @@ async fn fake_genesys() -> String {
         axum::routing::get(move |headers: HeaderMap| {
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 if auth == format!("Bearer {AGENT_TOKEN}") {
-                    Ok(axum::Json(serde_json::json!({"id": "u1", "division": {"id": "div-sbc"}})))
+                    Ok(axum::Json(
+                        serde_json::json!({"id": "u1", "division": {"id": "div-sbc"}}),
+                    ))
                 } else if auth == format!("Bearer {OTHER_DIVISION_TOKEN}") {
-                    Ok(axum::Json(serde_json::json!({"id": "u2", "division": {"id": "div-other"}})))
+                    Ok(axum::Json(
+                        serde_json::json!({"id": "u2", "division": {"id": "div-other"}}),
+                    ))
                 } else {
                     Err(StatusCode::UNAUTHORIZED)
                 }
