@@ -1,0 +1,307 @@
+//! Plays the Azure Functions host against the real binary: start it as host.json says (working
+//! directory, arguments, the host's environment), wait for the readiness ping, forward HTTP
+//! requests with the host's headers, invoke the timers with the documented payloads, and stop
+//! it with SIGTERM. Queues are Azurite (serve refuses in-memory), Pexip is the simulator.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pexip_sdk::functions::AppLayout;
+use pexip_sdk::sim::{self, EventSinkTarget, SimConfig};
+use pexip_sdk::testkit::azurite::Azurite;
+use serde_json::{Value, json};
+
+const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build
+/// cargo made for them, with the arguments and working directory host.json gives.
+const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
+
+struct Handler(Child);
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn host_command(env: &[(&str, String)]) -> Command {
+    let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
+    assert_eq!(layout.host.executable, "target/release/pexip-sdk");
+    let mut command = Command::new(BINARY);
+    command
+        .args(&layout.host.arguments)
+        .current_dir(Path::new(APP_ROOT).join(&layout.host.working_directory))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+/// Poll `GET /` like the host's `IsWorkerReady`: any HTTP answer means ready.
+async fn wait_ready(http: &reqwest::Client, base: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/")).send().await {
+            assert!(r.status().is_success());
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the handler exited before it was ready: {status}");
+        }
+        assert!(Instant::now() < deadline, "handler not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The headers the host adds to a forwarded request.
+fn forwarded(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("x-azure-functions-hostversion", "4.1037.0.0")
+        .header(
+            "x-azure-functions-invocationid",
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .header("user-agent", "Azure-Functions-Host/4.1037.0.0")
+        .header("x-functions-key", "function-key-checked-by-the-host")
+        .header("x-forwarded-for", "203.0.113.7:50312")
+}
+
+fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
+    json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
+           "Metadata": {"sys": {"MethodName": name, "UtcNow": "2026-11-27T10:00:00.0000001Z", "RandGuid": uuid::Uuid::new_v4().to_string()}}})
+}
+
+#[tokio::test]
+async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
+    let azurite = Azurite::shared().expect("Azurite");
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::start(
+        SimConfig {
+            replication_delay: Duration::ZERO,
+            ..SimConfig::default()
+        },
+        sim_listener,
+    )
+    .await
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut sink = EventSinkTarget::new(format!("{base}/public/event_sink"));
+    sink.username = Some("pexip".into());
+    sink.password = Some("sink-secret".into());
+    sim.add_event_sink(sink);
+
+    let env = [
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
+        ("FUNCTIONS_HTTPWORKER_PORT", port.to_string()),
+        (
+            "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
+            uuid::Uuid::new_v4().to_string(),
+        ),
+        ("FUNCTIONS_APP_ROOT_PATH", APP_ROOT.to_owned()),
+        ("FUNCTIONS_WORKER_RUNTIME", "custom".to_owned()),
+        ("AzureWebJobsStorage", azurite.connection_string()),
+        ("QUEUE_NAME_PREFIX", format!("host{}-", std::process::id())),
+        ("PEXIP_BASE_URL", sim.base_url()),
+        ("PEXIP_CLIENT_ID", sim.client_id()),
+        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
+        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
+        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
+        ("ROOM_POOL_TARGET", "3".to_owned()),
+        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
+        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ];
+    let mut handler = Handler(
+        host_command(&env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base, &mut handler.0).await;
+
+    // Timers, with each payload variant the host sends.
+    let statuses = [
+        json!({"Last": "2026-11-27T09:50:00.0096035+00:00", "Next": "2026-11-27T10:00:00+00:00", "LastUpdated": "2026-11-27T09:50:00.0096035+00:00"}),
+        json!({"Last": "0001-01-01T00:00:00+00:00", "Next": "2026-11-27T10:00:00+00:00", "LastUpdated": "0001-01-01T00:00:00+00:00"}),
+        Value::Null,
+    ];
+    for name in ["metrics_timer", "gc_timer"] {
+        for (i, status) in statuses.iter().enumerate() {
+            let response = http
+                .post(format!("{base}/{name}"))
+                .header("content-type", "application/json")
+                .header(
+                    "x-azure-functions-invocationid",
+                    uuid::Uuid::new_v4().to_string(),
+                )
+                .header("x-azure-functions-hostversion", "4.1037.0.0")
+                .header("user-agent", "Azure-Functions-Host/4.1037.0.0")
+                .json(&timer_payload(name, status.clone(), i == 2))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["Outputs"], json!({}));
+            assert!(body["ReturnValue"].is_null());
+            assert!(!body["Logs"].as_array().unwrap().is_empty());
+        }
+    }
+    // The timers topped the pool up on Azurite.
+    assert_eq!(sim.rooms().len(), 3);
+
+    // A forwarded create, then the room's whole life through the event sink and the GC.
+    let created = forwarded(http.post(format!(
+        "{base}/room/create?uuiData=6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex"
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 200);
+    let room: Value = created.json().await.unwrap();
+    assert_eq!(
+        room["tag"],
+        "https://id.gov.bc.ca/idcheck/protected/video/MTIzNDU2LDc2NTQzMg"
+    );
+    assert!(room.get("pin").is_none());
+    let name = room["name"].as_str().unwrap();
+    let read = forwarded(http.get(format!("{base}/room/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    sim.start_conference(name, 2, 2).await.unwrap();
+    sim.end_conference(name).await.unwrap();
+    let gc = http
+        .post(format!("{base}/gc_timer"))
+        .json(&timer_payload("gc_timer", statuses[0].clone(), false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gc.status(), 200);
+    assert!(
+        !sim.rooms().iter().any(|r| r.name == name),
+        "the GC deleted the room after its conference"
+    );
+
+    // SIGTERM: graceful shutdown, exit status 0.
+    let pid = handler.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let status = loop {
+        if let Some(status) = handler.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
+
+/// Run `serve` with `env` and return (exit code, stderr).
+fn serve_fails_with(env: &[(&str, String)]) -> (i32, String) {
+    let output = host_command(env).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_fails_fast_with_one_line_naming_the_setting() {
+    let port = ("FUNCTIONS_CUSTOMHANDLER_PORT", "1".to_owned());
+    let pexip = [
+        ("PEXIP_BASE_URL", "https://pexip.example".to_owned()),
+        ("PEXIP_USERNAME", "admin".to_owned()),
+        ("PEXIP_PASSWORD", "secret-password".to_owned()),
+        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
+        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
+    ];
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![], "FUNCTIONS_CUSTOMHANDLER_PORT"),
+        (vec![port.clone()], "AzureWebJobsStorage"),
+        (
+            vec![
+                port.clone(),
+                ("AzureWebJobsStorage", "UseDevelopmentStorage=true".into()),
+            ],
+            "PEXIP_BASE_URL",
+        ),
+        (
+            [
+                vec![
+                    port.clone(),
+                    (
+                        "AzureWebJobsStorage",
+                        "DefaultEndpointsProtocol=https;AccountName=acct".into(),
+                    ),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "AzureWebJobsStorage",
+        ),
+        (
+            [
+                vec![
+                    port.clone(),
+                    (
+                        "AzureWebJobsStorage",
+                        "AccountKey=not-base64!!;AccountName=a;QueueEndpoint=http://x".into(),
+                    ),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "AzureWebJobsStorage",
+        ),
+        (
+            [
+                vec![
+                    port.clone(),
+                    ("AzureWebJobsStorage", "UseDevelopmentStorage=true".into()),
+                    ("ROOM_POOL_TARGET", "many".into()),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "ROOM_POOL_TARGET",
+        ),
+    ];
+    for (env, setting) in cases {
+        let (code, stderr) = serve_fails_with(&env);
+        assert_eq!(code, 2, "{setting}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line for {setting}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(setting),
+            "{setting}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("secret-password") && !stderr.contains("not-base64"),
+            "{stderr}"
+        );
+    }
+}
