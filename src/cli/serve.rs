@@ -33,8 +33,15 @@ pub async fn run(args: ServeArgs, env: &Env) -> anyhow::Result<()> {
     }
     let queues = QueueService::connect(&settings.storage).context("queues")?;
     let app = App::build(settings, queues)?;
-    app.prepare_queues().await;
+    // Bind first: the host waits for the readiness ping, and queue creation (network round
+    // trips) must not delay it.
     let listener = bind(port).await?;
+    let rooms = app.rooms.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rooms.ensure_queues().await {
+            tracing::warn!(error = %e, "could not create the queues at start; will retry on use");
+        }
+    });
     tracing::info!(port, "serving");
     app.serve(listener, shutdown_signal()).await
 }

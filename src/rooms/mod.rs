@@ -76,6 +76,8 @@ struct Inner {
     stats: stats::Counters,
     /// Background work (replenishment, bulk jobs), awaited on graceful shutdown.
     tasks: TaskTracker,
+    /// Set once the queues are known to exist.
+    queues_ready: AtomicBool,
     /// Set while a background top-up runs, so a burst of pool-empty allocations starts one.
     top_up_running: AtomicBool,
     /// Counters at the previous metrics run, to report "since the last run".
@@ -101,17 +103,24 @@ impl RoomService {
                 stats: stats::Counters::default(),
                 tasks: TaskTracker::new(),
                 top_up_running: AtomicBool::new(false),
+                queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
             }),
         })
     }
 
-    /// Create the four queues if they do not exist (idempotent; done once at start).
+    /// Create the four queues if they do not exist. Idempotent, and a no-op once it has
+    /// succeeded: `serve` calls it at start and every timer run calls it again, so storage
+    /// that was down at start is set up by the next run.
     pub async fn ensure_queues(&self) -> Result<(), RoomsError> {
         let i = &self.inner;
+        if i.queues_ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         for q in [&i.pool, &i.pool_poison, &i.deletion, &i.deletion_poison] {
             q.ensure_exists().await?;
         }
+        i.queues_ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
     if invocation.is_past_due {
         logs.push("gc_timer: run is past due".to_owned());
     }
+    ensure_queues(&state, &mut logs).await;
     let gc = state.rooms.collect_garbage().await;
     logs.push(format!(
         "gc: {}",
@@ -54,6 +55,14 @@ pub async fn metrics_timer(
         top_up(&state).await,
     ];
     axum::Json(InvokeResponse::with_logs(logs))
+}
+
+/// Create the queues if an earlier attempt failed (a no-op once they exist).
+async fn ensure_queues(state: &AppState, logs: &mut Vec<String>) {
+    if let Err(e) = state.rooms.ensure_queues().await {
+        tracing::warn!(error = %e, "queues unavailable");
+        logs.push(format!("queues unavailable: {e}"));
+    }
 }
 
 async fn top_up(state: &AppState) -> String {
