@@ -24,7 +24,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -99,7 +103,10 @@ struct Level {
 }
 
 async fn create_load(base: &str, concurrency: usize, total: usize, offset: usize) -> Level {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .unwrap();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
@@ -115,7 +122,11 @@ async fn create_load(base: &str, concurrency: usize, total: usize, offset: usize
                 }
                 let uui = hex::encode(format!("id&BENCH{}", offset + i));
                 let t = Instant::now();
-                let r = http.post(format!("{base}/room/create?uuiData={uui}")).send().await.unwrap();
+                let r = http
+                    .post(format!("{base}/room/create?uuiData={uui}"))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
                 let _ = r.bytes().await;
                 latencies.push(t.elapsed());
@@ -145,7 +156,13 @@ async fn main() {
     let sim_port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(BINARY)
-        .args(["dev", "--port", &port.to_string(), "--sim-port", &sim_port.to_string()])
+        .args([
+            "dev",
+            "--port",
+            &port.to_string(),
+            "--sim-port",
+            &sim_port.to_string(),
+        ])
         .env("ROOM_POOL_TARGET", "1200")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -184,12 +201,26 @@ async fn main() {
 
     let mut table = String::new();
     table.push_str("| measure | value |\n|---|---|\n");
-    table.push_str(&format!("| exec → first answer on `GET /` (serve, median of 30) | {} ms (p90 {} ms) |\n", ms(ready_p50), ms(ready_p90)));
-    table.push_str(&format!("| peak RSS of `dev` (service + simulator), pool seeded, idle | {idle_peak:.1} MiB |\n"));
-    table.push_str(&format!("| peak RSS of `dev` after the create load | {load_peak:.1} MiB |\n"));
+    table.push_str(&format!(
+        "| exec → first answer on `GET /` (serve, median of 30) | {} ms (p90 {} ms) |\n",
+        ms(ready_p50),
+        ms(ready_p90)
+    ));
+    table.push_str(&format!(
+        "| peak RSS of `dev` (service + simulator), pool seeded, idle | {idle_peak:.1} MiB |\n"
+    ));
+    table.push_str(&format!(
+        "| peak RSS of `dev` after the create load | {load_peak:.1} MiB |\n"
+    ));
     table.push_str("\n| dev mode creates | p50 | p99 | creates/s |\n|---|---|---|---|\n");
     for l in &levels {
-        table.push_str(&format!("| concurrency {} | {} ms | {} ms | {:.0} |\n", l.concurrency, ms(l.p50), ms(l.p99), l.per_second));
+        table.push_str(&format!(
+            "| concurrency {} | {} ms | {} ms | {:.0} |\n",
+            l.concurrency,
+            ms(l.p50),
+            ms(l.p99),
+            l.per_second
+        ));
     }
     println!("{table}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-service.md");

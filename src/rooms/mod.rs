@@ -120,7 +120,8 @@ impl RoomService {
         for q in [&i.pool, &i.pool_poison, &i.deletion, &i.deletion_poison] {
             q.ensure_exists().await?;
         }
-        i.queues_ready.store(true, std::sync::atomic::Ordering::Release);
+        i.queues_ready
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -193,6 +193,17 @@ impl SimHandle {
         self.inner.state.faults.lock().expect("faults lock").clear();
     }
 
+    /// The access tokens issued so far and not yet expired (for tests that must prove a token
+    /// never reached a log).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner
+            .state
+            .tokens
+            .lock()
+            .expect("token store lock")
+            .issued()
+    }
+
     /// A snapshot of the counters (`GET /_sim/counters`).
     pub fn counters(&self) -> Counters {
         self.inner.state.counters.snapshot()

@@ -42,6 +42,11 @@ impl TokenStore {
         self.tokens.get(token).is_some_and(|expiry| now < *expiry)
     }
 
+    /// Every unexpired token issued (a test hook: the log-secrets test looks for them).
+    pub(crate) fn issued(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     fn issue(&mut self, now: Duration, lifetime: Duration) -> String {
         self.tokens.retain(|_, expiry| now < *expiry);
         let mut bytes = [0u8; 32];

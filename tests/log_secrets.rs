@@ -1,0 +1,212 @@
+//! Nothing secret reaches a log. Captures every log line (all targets, TRACE, JSON as in
+//! Azure) through a full lifecycle — token, create, update with new PINs, agent read, event
+//! sink with Basic auth, GC, delete — and asserts that no PIN, access token, private key,
+//! password, agent token or raw uuiData appears. Its own test binary: it installs the global
+//! subscriber.
+
+#[path = "app/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// A `MakeWriter` appending to a shared buffer.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every secret the run handled, by kind.
+fn leaks(logs: &str, secrets: &[(String, String)]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|(_, s)| !s.is_empty() && logs.contains(s.as_str()))
+        .map(|(kind, _)| kind.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_lifecycle_logs_no_secret() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(capture.clone())
+        .init();
+
+    // The detector must be able to fail: a canary secret logged on purpose is found.
+    tracing::info!(pin = "99990000111122", "canary");
+    assert_eq!(
+        leaks(
+            &capture.text(),
+            &[("canary".into(), "99990000111122".into())]
+        ),
+        ["canary"]
+    );
+
+    // Long PINs so a match is a leak, not a coincidence with a port or a duration.
+    let app = TestApp::spawn(Options {
+        env: vec![
+            ("HOST_PIN_LENGTH".into(), "14".into()),
+            ("GUEST_PIN_LENGTH".into(), "12".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+
+    let raw_uui = uui("id", "Q2l0aXplblNlc3Npb24xMjM0NTY");
+    let created = app.create(&format!("{raw_uui};encoding=hex")).await;
+    assert_eq!(created.status(), 200);
+    let room: Value = created.json().await.unwrap();
+    let name = room["name"].as_str().unwrap().to_owned();
+
+    let new_host_pin = "86420975318642";
+    let new_guest_pin = "753197531975";
+    let updated = app
+        .http
+        .patch(app.at(&format!("/room/{name}")))
+        .json(&json!({"pin": new_host_pin, "guest_pin": new_guest_pin}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 202);
+    let bad_pin = app
+        .http
+        .patch(app.at(&format!("/room/{name}")))
+        .json(&json!({"pin": "13579bad24680"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_pin.status(), 400);
+
+    let read = app
+        .http
+        .get(app.at(&format!("/public/room/{name}")))
+        .header("x-auth-token", AGENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let refused = app
+        .http
+        .get(app.at(&format!("/public/room/{name}")))
+        .header("x-auth-token", "forged-agent-token-0042")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    app.sim.start_conference(&name, 2, 2).await.unwrap();
+    app.sim.end_conference(&name).await.unwrap();
+    let wrong = app
+        .http
+        .post(app.at("/public/event_sink"))
+        .basic_auth(SINK_USER, Some("wrong-sink-password-77"))
+        .json(&conference_ended(&name, "", "n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    app.invoke_timer("gc_timer").await;
+    assert!(
+        !app.sim.rooms().iter().any(|r| r.name == name),
+        "the GC deleted the room"
+    );
+
+    let other: Value = app
+        .create(&uui("idtest", "U2Vjb25kQ2FsbDk4NzY1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let deleted = app
+        .http
+        .delete(app.at(&format!("/room/{}", other["name"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    app.invoke_timer("metrics_timer").await;
+    app.rooms.background_idle().await;
+
+    let mut secrets: Vec<(String, String)> = vec![
+        ("new host PIN".into(), new_host_pin.into()),
+        ("new guest PIN".into(), new_guest_pin.into()),
+        ("refused PIN".into(), "13579bad24680".into()),
+        ("event sink password".into(), SINK_PASSWORD.into()),
+        (
+            "wrong event sink password".into(),
+            "wrong-sink-password-77".into(),
+        ),
+        ("agent token".into(), AGENT_TOKEN.into()),
+        (
+            "forged agent token".into(),
+            "forged-agent-token-0042".into(),
+        ),
+        ("raw uuiData".into(), raw_uui.clone()),
+        ("video call id".into(), "Q2l0aXplblNlc3Npb24xMjM0NTY".into()),
+        ("basic auth header".into(), "cGV4aXA6".into()), // base64 of "pexip:"
+    ];
+    for r in app.sim.rooms() {
+        secrets.push((format!("host PIN of {}", r.name), r.pin.clone()));
+        secrets.push((format!("guest PIN of {}", r.name), r.guest_pin.clone()));
+    }
+    let tokens = app.sim.issued_tokens();
+    assert!(!tokens.is_empty(), "the client used OAuth2");
+    for t in tokens {
+        secrets.push(("access token".into(), t));
+    }
+    for line in app
+        .sim
+        .private_key_pem()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        secrets.push(("private key".into(), line.to_owned()));
+    }
+
+    let logs = capture.text();
+    assert!(
+        logs.lines().count() > 50,
+        "the run was logged: {} lines",
+        logs.lines().count()
+    );
+    assert!(
+        logs.contains("room allocated"),
+        "our own events were captured"
+    );
+    let found = leaks(&logs, &secrets);
+    assert!(found.is_empty(), "secrets in the logs: {found:?}");
+    assert!(
+        !logs.contains("eyJ"),
+        "a JWT (the client assertion) reached a log"
+    );
+}
