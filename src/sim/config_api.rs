@@ -1,0 +1,396 @@
+//! Configuration API handlers for `conference` and `conference_alias` (reference §1.1, §3,
+//! §7.2, §7.3): Tastypie status codes (201 + `Location`, 202, 204, 404 with empty bodies),
+//! validation errors as `{"<resource>": {"<field>": ["..."]}}`, other 4xx as `{"error"}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::filters::{self, FilterKind, ListSpec};
+use super::state::Shared;
+use super::store::{ALIAS_PATH, CONFERENCE_PATH};
+use super::validation::{self, FieldErrors, Mode};
+
+/// `conference` fields that can be filtered and ordered on (the v40 schema's `filtering`,
+/// minus the relations `aliases` and `scheduled_conferences`).
+pub(crate) const CONFERENCE_FILTERS: &[(&str, FilterKind)] = &[
+    ("id", FilterKind::Int),
+    ("name", FilterKind::Text),
+    ("tag", FilterKind::Text),
+    ("service_type", FilterKind::Text),
+    ("description", FilterKind::Text),
+    ("primary_owner_email_address", FilterKind::Text),
+    ("pin", FilterKind::Text),
+    ("guest_pin", FilterKind::Text),
+    ("allow_guests", FilterKind::Bool),
+    ("creation_time", FilterKind::DateTime),
+    ("direct_media", FilterKind::Text),
+    ("enable_chat", FilterKind::Text),
+    ("enable_overlay_text", FilterKind::Bool),
+    ("two_stage_dial_type", FilterKind::Text),
+    ("participant_limit", FilterKind::Int),
+    ("max_callrate_in", FilterKind::Int),
+    ("max_callrate_out", FilterKind::Int),
+    ("scheduled_conferences_count", FilterKind::Int),
+    (
+        "ivr_theme",
+        FilterKind::Related("/api/admin/configuration/v1/ivr_theme/"),
+    ),
+    (
+        "system_location",
+        FilterKind::Related("/api/admin/configuration/v1/system_location/"),
+    ),
+    (
+        "gms_access_token",
+        FilterKind::Related("/api/admin/configuration/v1/gms_access_token/"),
+    ),
+    (
+        "media_playlist",
+        FilterKind::Related("/api/admin/configuration/v1/media_playlist/"),
+    ),
+    (
+        "mssip_proxy",
+        FilterKind::Related("/api/admin/configuration/v1/mssip_proxy/"),
+    ),
+];
+
+/// `conference_alias` fields that can be filtered and ordered on.
+pub(crate) const ALIAS_FILTERS: &[(&str, FilterKind)] = &[
+    ("id", FilterKind::Int),
+    ("alias", FilterKind::Text),
+    ("conference", FilterKind::Related(CONFERENCE_PATH)),
+    ("description", FilterKind::Text),
+    ("creation_time", FilterKind::DateTime),
+    ("view_order", FilterKind::Int),
+];
+
+/// Tastypie's default page size.
+pub(crate) const DEFAULT_LIMIT: usize = 20;
+
+/// 400 `{"error": message}`.
+pub(crate) fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+fn invalid(resource: &str, errors: FieldErrors) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ resource: errors }))).into_response()
+}
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// The JSON object of a write body, or the message of the 400 to answer.
+fn object_body(body: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("The request body must be a JSON object.".to_owned()),
+        Err(e) => Err(format!("Invalid JSON in the request body: {e}")),
+    }
+}
+
+/// Ids in URLs are integers; anything else is simply not found.
+fn parse_id(raw: &str) -> Option<u64> {
+    raw.parse().ok()
+}
+
+fn created(state: &Shared, path: String) -> Response {
+    let location = if state.absolute_location {
+        format!("{}{path}", state.base_url)
+    } else {
+        path
+    };
+    (StatusCode::CREATED, [(header::LOCATION, location)]).into_response()
+}
+
+fn list_spec(
+    state: &Shared,
+    path: &'static str,
+    fields: &'static [(&'static str, FilterKind)],
+) -> ListSpec<'static> {
+    ListSpec {
+        path,
+        fields,
+        default_limit: DEFAULT_LIMIT,
+        max_limit: state.max_list_limit,
+    }
+}
+
+// ---- conference ----------------------------------------------------------------------
+
+/// `GET conference/`.
+pub(crate) async fn list_conferences(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let spec = list_spec(&state, CONFERENCE_PATH, CONFERENCE_FILTERS);
+    let query = match filters::parse(query.as_deref(), &spec) {
+        Ok(q) => q,
+        Err(message) => return bad_request(message),
+    };
+    let objects: Vec<Value> = {
+        let store = state.store();
+        store
+            .conferences
+            .values()
+            .map(|c| store.conference_json(c))
+            .collect()
+    };
+    Json(filters::envelope(objects, &query, &spec)).into_response()
+}
+
+/// `POST conference/`.
+pub(crate) async fn create_conference(State(state): State<Shared>, body: Bytes) -> Response {
+    let input = match object_body(&body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let id = {
+        let mut store = state.store();
+        let write = match validation::conference(&store, &input, None, Mode::Create) {
+            Ok(write) => write,
+            Err(errors) => return invalid("conference", errors),
+        };
+        let now = state.clock.naive_now();
+        store.create_conference(
+            write.fields,
+            write.aliases.unwrap_or_default(),
+            &now,
+            state.clock.elapsed(),
+        )
+    };
+    tracing::debug!(sim.conference.id = id, "conference created");
+    created(&state, format!("{CONFERENCE_PATH}{id}/"))
+}
+
+/// `DELETE conference/`: deletes every room. Real Pexip does this too; a client must never
+/// send it, and tests assert that through `collection_deletes`.
+pub(crate) async fn delete_all_conferences(State(state): State<Shared>) -> Response {
+    state.counters.collection_delete();
+    state.store().delete_all_conferences();
+    tracing::warn!("DELETE on the conference collection: every room was deleted");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET conference/{id}/`.
+pub(crate) async fn get_conference(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Response {
+    let store = state.store();
+    match parse_id(&id).and_then(|id| store.conferences.get(&id)) {
+        Some(record) => Json(store.conference_json(record)).into_response(),
+        None => not_found(),
+    }
+}
+
+/// `PATCH conference/{id}/` (202) and `PUT conference/{id}/` (204).
+fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Response {
+    let input = match object_body(body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let mut store = state.store();
+    let Some(current) = parse_id(id)
+        .and_then(|id| store.conferences.get(&id))
+        .cloned()
+    else {
+        return not_found();
+    };
+    if mode == Mode::Patch && input.contains_key("aliases") {
+        // Pexip's behaviour here is unconfirmed (reference §8.12); we replace the set.
+        tracing::warn!(
+            sim.conference.id = current.id,
+            "PATCH with aliases replaces the alias set"
+        );
+    }
+    let write = match validation::conference(&store, &input, Some(&current), mode) {
+        Ok(write) => write,
+        Err(errors) => return invalid("conference", errors),
+    };
+    let now = state.clock.naive_now();
+    store.update_conference(current.id, write.fields, write.aliases, &now);
+    match mode {
+        Mode::Replace => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+/// `PATCH conference/{id}/`.
+pub(crate) async fn patch_conference(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    write_conference(&state, &id, &body, Mode::Patch)
+}
+
+/// `PUT conference/{id}/`.
+pub(crate) async fn put_conference(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    write_conference(&state, &id, &body, Mode::Replace)
+}
+
+/// `DELETE conference/{id}/`: 204, cascading to its aliases; 404 if unknown.
+pub(crate) async fn delete_conference(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Response {
+    let deleted = parse_id(&id).is_some_and(|id| state.store().delete_conference(id));
+    if deleted {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
+}
+
+/// `GET conference/schema/`: a Tastypie-shaped schema of what the simulator implements.
+pub(crate) async fn conference_schema(State(state): State<Shared>) -> Response {
+    let mut fields = Map::new();
+    for spec in validation::conference_fields() {
+        use validation::FieldKind as K;
+        let (kind, nullable, choices): (&str, bool, Option<&[&str]>) = match spec.kind {
+            K::Text { .. } | K::Pin => ("string", false, None),
+            K::Choice { choices } => ("string", false, Some(choices)),
+            K::NullableChoice { choices } => ("string", true, Some(choices)),
+            K::Bool => ("boolean", false, None),
+            K::Int { .. } => ("integer", false, None),
+            K::NullableInt { .. } => ("integer", true, None),
+            K::NullableUri => ("related", true, None),
+            K::UriList => ("related", false, None),
+        };
+        fields.insert(
+            spec.name.to_owned(),
+            json!({
+                "type": kind, "nullable": nullable, "blank": spec.name != "name",
+                "readonly": false, "unique": spec.name == "name",
+                "default": spec.default.value(), "help_text": "",
+                "valid_choices": choices,
+            }),
+        );
+    }
+    for (name, kind) in [
+        ("id", "integer"),
+        ("resource_uri", "string"),
+        ("creation_time", "datetime"),
+        ("aliases", "related"),
+        ("scheduled_conferences", "related"),
+        ("scheduled_conferences_count", "integer"),
+    ] {
+        fields.insert(
+            name.to_owned(),
+            json!({"type": kind, "nullable": false, "blank": true, "readonly": name != "aliases",
+                   "unique": name == "id", "default": Value::Null, "help_text": "", "valid_choices": Value::Null}),
+        );
+    }
+    let filtering: Map<String, Value> = CONFERENCE_FILTERS
+        .iter()
+        .map(|(name, _)| ((*name).to_owned(), json!(1)))
+        .collect();
+    let ordering: Vec<&str> = CONFERENCE_FILTERS.iter().map(|(name, _)| *name).collect();
+    Json(json!({
+        "allowed_list_http_methods": ["get", "post", "delete"],
+        "allowed_detail_http_methods": ["get", "put", "patch", "delete"],
+        "default_format": "application/json",
+        "default_limit": DEFAULT_LIMIT,
+        "max_limit": state.max_list_limit,
+        "fields": fields,
+        "filtering": filtering,
+        "ordering": ordering,
+    }))
+    .into_response()
+}
+
+// ---- conference_alias ----------------------------------------------------------------
+
+/// `GET conference_alias/`.
+pub(crate) async fn list_aliases(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let spec = list_spec(&state, ALIAS_PATH, ALIAS_FILTERS);
+    let query = match filters::parse(query.as_deref(), &spec) {
+        Ok(q) => q,
+        Err(message) => return bad_request(message),
+    };
+    let objects: Vec<Value> = state.store().aliases.values().map(|a| a.json()).collect();
+    Json(filters::envelope(objects, &query, &spec)).into_response()
+}
+
+/// `POST conference_alias/`.
+pub(crate) async fn create_alias(State(state): State<Shared>, body: Bytes) -> Response {
+    let input = match object_body(&body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let id = {
+        let mut store = state.store();
+        let write = match validation::alias(&store, &input, None) {
+            Ok(write) => write,
+            Err(errors) => return invalid("conference_alias", errors),
+        };
+        let now = state.clock.naive_now();
+        store.create_alias(write, &now)
+    };
+    created(&state, format!("{ALIAS_PATH}{id}/"))
+}
+
+/// `DELETE conference_alias/`: deletes every alias (counted like the conference one).
+pub(crate) async fn delete_all_aliases(State(state): State<Shared>) -> Response {
+    state.counters.collection_delete();
+    state.store().aliases.clear();
+    tracing::warn!("DELETE on the conference_alias collection: every alias was deleted");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET conference_alias/{id}/`.
+pub(crate) async fn get_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let store = state.store();
+    match parse_id(&id).and_then(|id| store.aliases.get(&id)) {
+        Some(alias) => Json(alias.json()).into_response(),
+        None => not_found(),
+    }
+}
+
+/// `PATCH conference_alias/{id}/`.
+pub(crate) async fn patch_alias(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let input = match object_body(&body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let mut store = state.store();
+    let Some(current) = parse_id(&id).and_then(|id| store.aliases.get(&id)).cloned() else {
+        return not_found();
+    };
+    match validation::alias(&store, &input, Some((current.id, current.as_write()))) {
+        Ok(write) => {
+            store.update_alias(current.id, write);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(errors) => invalid("conference_alias", errors),
+    }
+}
+
+/// `DELETE conference_alias/{id}/`.
+pub(crate) async fn delete_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let deleted = parse_id(&id).is_some_and(|id| state.store().aliases.remove(&id).is_some());
+    if deleted {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
+}

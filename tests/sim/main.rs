@@ -1,0 +1,10 @@
+//! The Pexip simulator's own tests, over real HTTP (one test binary, one module per area).
+
+mod cli;
+mod config_api;
+mod control;
+mod events;
+mod faults;
+mod helpers;
+mod oauth;
+mod status_api;
