@@ -7,8 +7,8 @@
 //! that request's own timeout. A 1 ms ticker keeps every jump at 1 ms, so only the sleeps the
 //! test cares about (backoff, `Retry-After`) move time noticeably.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
@@ -583,4 +583,71 @@ async fn status_reads_see_a_running_conference_and_its_participants() {
 
     sim.end_conference("live-1").await.unwrap();
     assert!(!client.is_live("live-1").await.unwrap());
+}
+
+/// The acceptance path: `pexip-sdk sim` as a process, settings read from what it prints (as
+/// an operator would export them), then a create / patch / list / delete cycle. Once with the
+/// key in a file (`--key-out`), once with the base64 key it prints.
+#[tokio::test]
+async fn a_client_configured_from_what_the_sim_command_prints_manages_rooms() {
+    use tokio::io::AsyncBufReadExt as _;
+    let key_file = std::env::temp_dir().join(format!("pexip-sim-key-{}.pem", uuid::Uuid::new_v4()));
+    let key_file_text = key_file.to_str().unwrap().to_owned();
+    let with_file = [
+        "--client-id",
+        "acceptance",
+        "--key-out",
+        key_file_text.as_str(),
+    ];
+    for args in [&with_file[..], &[][..]] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pexip-sdk"))
+            .args(["sim", "--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut pairs = Vec::new();
+        let read = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((key, value)) = line.split_once('=')
+                    && key.starts_with("PEXIP_")
+                {
+                    pairs.push((key.to_owned(), value.to_owned()));
+                    if key.starts_with("PEXIP_PRIVATE_KEY") {
+                        return;
+                    }
+                }
+            }
+            panic!("the simulator exited early");
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("the simulator printed its settings");
+
+        let settings = PexipSettings::from_env(&pexip_sdk::config::Env::from_pairs(pairs.clone()))
+            .unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
+        let client = PexipClient::new(&settings).unwrap();
+        let created = client.create_conference(&room("accepted")).await.unwrap();
+        client
+            .patch_conference(created.id, &json!({"tag": "assigned"}))
+            .await
+            .unwrap();
+        let listed = client
+            .list_conferences(&[("tag", "assigned")])
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "accepted");
+        assert_eq!(
+            client.delete_conference(created.id).await.unwrap(),
+            Deleted::Now
+        );
+        assert!(client.find_conference("accepted").await.unwrap().is_none());
+        let _ = child.kill().await;
+    }
+    let _ = std::fs::remove_file(&key_file);
 }
