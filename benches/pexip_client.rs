@@ -4,7 +4,8 @@
 //! latency, then with 20 ms injected on every `/api/admin` request.
 //!
 //! Run with `cargo bench --bench pexip_client [-- --seconds N]` (default 5 s per scenario).
-//! Prints a Markdown table.
+//! Prints a Markdown table. `cargo test --all-targets` runs it too, without cargo bench's
+//! `--bench` flag: then each scenario runs for 200 ms as a smoke test that fails on any error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ struct Outcome {
 }
 
 fn main() -> anyhow::Result<()> {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
     let seconds = seconds_from_args().unwrap_or(5);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,7 +52,11 @@ fn main() -> anyhow::Result<()> {
             request_timeout: Duration::from_secs(30),
             max_retries: 3,
         })?;
-        let duration = Duration::from_secs(seconds);
+        let duration = if bench_mode {
+            Duration::from_secs(seconds)
+        } else {
+            Duration::from_millis(200)
+        };
 
         // Warm up: the token and the connection pool.
         run(&client, "warm", Duration::from_millis(500)).await;
@@ -65,12 +71,19 @@ fn main() -> anyhow::Result<()> {
         sim.clear_faults();
 
         println!(
-            "\n| scenario (cap {CAP}, {WORKERS} workers, {seconds} s) | cycles | cycles/s | p50 cycle | p99 cycle | errors | peak in flight |"
+            "\n| scenario (cap {CAP}, {WORKERS} workers, {:.1} s{}) | cycles | cycles/s | p50 cycle | p99 cycle | errors | peak in flight |",
+            duration.as_secs_f64(),
+            if bench_mode { "" } else { ", smoke run" },
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
         row("no added latency", &plain, plain_peak);
         row("20 ms per request", &slow, slow_peak);
         leftover_check(&sim);
+        for outcome in [&plain, &slow] {
+            anyhow::ensure!(outcome.errors == 0, "{} cycles failed", outcome.errors);
+            anyhow::ensure!(outcome.cycles > 0, "no cycle completed");
+        }
+        anyhow::ensure!(slow_peak <= CAP as u64, "the cap was exceeded: {slow_peak}");
         Ok(())
     })
 }
