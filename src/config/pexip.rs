@@ -72,7 +72,7 @@ impl PexipSettings {
             }
             (Some(client_id), None) => PexipAuth::OAuth2 {
                 client_id: client_id.to_owned(),
-                private_key: SecretString::from(env.required("PEXIP_PRIVATE_KEY")?.to_owned()),
+                private_key: private_key(env)?,
             },
             (None, Some(username)) => PexipAuth::Basic {
                 username: username.to_owned(),
@@ -105,6 +105,31 @@ impl PexipSettings {
             request_timeout,
             max_retries,
         })
+    }
+}
+
+/// `PEXIP_PRIVATE_KEY` (the key itself), or `PEXIP_PRIVATE_KEY_FILE` (a file holding it, as
+/// `pexip-sdk sim --key-out FILE` writes). The key is only read here, never parsed: the client
+/// parses it, so its errors come from one place.
+fn private_key(env: &Env) -> Result<SecretString, ConfigError> {
+    match (
+        env.get("PEXIP_PRIVATE_KEY"),
+        env.get("PEXIP_PRIVATE_KEY_FILE"),
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            "PEXIP_PRIVATE_KEY_FILE",
+            "set either PEXIP_PRIVATE_KEY or PEXIP_PRIVATE_KEY_FILE, not both",
+        )),
+        (Some(key), None) => Ok(SecretString::from(key.to_owned())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|e| {
+                ConfigError::invalid(
+                    "PEXIP_PRIVATE_KEY_FILE",
+                    format!("cannot read {path:?}: {e}"),
+                )
+            }),
+        (None, None) => Err(ConfigError::missing("PEXIP_PRIVATE_KEY")),
     }
 }
 
@@ -216,6 +241,46 @@ mod tests {
         assert_eq!(
             PexipSettings::from_env(&env).unwrap_err(),
             ConfigError::missing("PEXIP_PRIVATE_KEY")
+        );
+    }
+
+    #[test]
+    fn the_private_key_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("pexip-key-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let path_text = path.to_str().unwrap().to_owned();
+        let mut pairs: Vec<(&str, &str)> = oauth_env();
+        pairs.retain(|(k, _)| *k != "PEXIP_PRIVATE_KEY");
+        pairs.push(("PEXIP_PRIVATE_KEY_FILE", &path_text));
+        let settings = PexipSettings::from_env(&Env::from_pairs(pairs.clone())).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let PexipAuth::OAuth2 { private_key, .. } = settings.auth else {
+            panic!("expected OAuth2");
+        };
+        assert!(
+            private_key
+                .expose_secret()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+
+        // Gone file: the error names the variable.
+        let err = PexipSettings::from_env(&Env::from_pairs(pairs.clone())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("PEXIP_PRIVATE_KEY_FILE is invalid"),
+            "{err}"
+        );
+        // Both at once: refused.
+        pairs.push(("PEXIP_PRIVATE_KEY", "x"));
+        let err = PexipSettings::from_env(&Env::from_pairs(pairs)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("PEXIP_PRIVATE_KEY_FILE is invalid"),
+            "{err}"
         );
     }
 
