@@ -234,7 +234,7 @@ impl Azurite {
                     binary.display()
                 ))
             })?;
-        let watchdog = match spawn_watchdog(server.id()) {
+        let watchdog = match spawn_watchdog(server.id(), &workdir) {
             Ok(watchdog) => watchdog,
             Err(e) => {
                 let _ = server.kill();
@@ -319,14 +319,17 @@ impl Azurite {
 }
 
 /// `sh` waits for end-of-file on its stdin (our pipe; the write end closes when this
-/// process ends), then terminates the server, then kills it if it lingers.
-fn spawn_watchdog(server_pid: u32) -> Result<Child, AzuriteError> {
+/// process ends), then terminates the server, removes its work directory, and kills the
+/// server if it lingers.
+fn spawn_watchdog(server_pid: u32, workdir: &Path) -> Result<Child, AzuriteError> {
     Command::new("sh")
         .args([
             "-c",
-            "while read -r _; do :; done; kill -TERM \"$0\" 2>/dev/null; sleep 5; kill -KILL \"$0\" 2>/dev/null",
+            "while read -r _; do :; done; kill -TERM \"$0\" 2>/dev/null; rm -rf \"$1\"; \
+             sleep 5; kill -KILL \"$0\" 2>/dev/null",
         ])
         .arg(server_pid.to_string())
+        .arg(workdir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
