@@ -71,10 +71,13 @@ fn is_installed(dir: &Path) -> bool {
 /// binary. Safe to call from parallel tests and test binaries.
 pub fn ensure_installed() -> Result<PathBuf, AzuriteError> {
     let dir = package_dir();
-    if is_installed(&dir) {
+    let lock = dir.join(".install-lock");
+    // `npm ci` runs only while the lock is held, so a half-written tree always comes with
+    // the lock present: check the tree first, then that nobody is installing.
+    if is_installed(&dir) && !lock.exists() {
         return Ok(server_binary(&dir));
     }
-    let _lock = DirLock::acquire(&dir.join(".install-lock"))?;
+    let _lock = DirLock::acquire(&lock)?;
     if !is_installed(&dir) {
         let output = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
