@@ -61,7 +61,6 @@ pub(super) fn connect(
                         transport,
                         ..ClientOptions::default()
                     },
-                    ..ManagedIdentityCredentialOptions::default()
                 }))
                 .map_err(|e| {
                     QueueError::Config(format!(

@@ -95,17 +95,22 @@ impl MemoryQueues {
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         self.with_queue(name, |queue| {
             let now = Instant::now();
-            let mut visible: Vec<&mut Message> = queue
-                .messages
-                .iter_mut()
-                .filter(|m| m.visible_at <= now)
+            let mut visible: Vec<usize> = (0..queue.messages.len())
+                .filter(|&i| queue.messages[i].visible_at <= now)
                 .collect();
-            // Oldest-visible first; a message that reappeared goes behind those that never left.
-            visible.sort_by_key(|m| (m.visible_at, m.seq));
+            // Oldest-visible first; a message that reappeared goes behind those that never
+            // left. Select the first `max` in linear time, then order just those.
+            let order = |&i: &usize| (queue.messages[i].visible_at, queue.messages[i].seq);
+            if max > 0 && visible.len() > max {
+                visible.select_nth_unstable_by_key(max - 1, order);
+                visible.truncate(max);
+            }
+            visible.sort_unstable_by_key(order);
             Ok(visible
                 .into_iter()
                 .take(max)
-                .map(|m| {
+                .map(|i| {
+                    let m = &mut queue.messages[i];
                     let pop_receipt = new_token();
                     m.pop_receipt = Some(pop_receipt.clone());
                     m.visible_at = now + visibility_timeout;

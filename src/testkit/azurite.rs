@@ -71,10 +71,13 @@ fn is_installed(dir: &Path) -> bool {
 /// binary. Safe to call from parallel tests and test binaries.
 pub fn ensure_installed() -> Result<PathBuf, AzuriteError> {
     let dir = package_dir();
-    if is_installed(&dir) {
+    let lock = dir.join(".install-lock");
+    // `npm ci` runs only while the lock is held, so a half-written tree always comes with
+    // the lock present: check the tree first, then that nobody is installing.
+    if is_installed(&dir) && !lock.exists() {
         return Ok(server_binary(&dir));
     }
-    let _lock = DirLock::acquire(&dir.join(".install-lock"))?;
+    let _lock = DirLock::acquire(&lock)?;
     if !is_installed(&dir) {
         let output = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
@@ -234,7 +237,7 @@ impl Azurite {
                     binary.display()
                 ))
             })?;
-        let watchdog = match spawn_watchdog(server.id()) {
+        let watchdog = match spawn_watchdog(server.id(), &workdir) {
             Ok(watchdog) => watchdog,
             Err(e) => {
                 let _ = server.kill();
@@ -319,14 +322,17 @@ impl Azurite {
 }
 
 /// `sh` waits for end-of-file on its stdin (our pipe; the write end closes when this
-/// process ends), then terminates the server, then kills it if it lingers.
-fn spawn_watchdog(server_pid: u32) -> Result<Child, AzuriteError> {
+/// process ends), then terminates the server, removes its work directory, and kills the
+/// server if it lingers.
+fn spawn_watchdog(server_pid: u32, workdir: &Path) -> Result<Child, AzuriteError> {
     Command::new("sh")
         .args([
             "-c",
-            "while read -r _; do :; done; kill -TERM \"$0\" 2>/dev/null; sleep 5; kill -KILL \"$0\" 2>/dev/null",
+            "while read -r _; do :; done; kill -TERM \"$0\" 2>/dev/null; rm -rf \"$1\"; \
+             sleep 5; kill -KILL \"$0\" 2>/dev/null",
         ])
         .arg(server_pid.to_string())
+        .arg(workdir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
