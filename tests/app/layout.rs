@@ -93,3 +93,36 @@ fn http_function_folders_allow_forwarding_and_private_routes_need_a_key() {
     }
     assert!(layout().host.forwarding);
 }
+
+#[test]
+fn local_settings_are_complete_dev_only_values() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("local.settings.json"))
+            .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let values = json["Values"].as_object().unwrap();
+    assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    assert_eq!(values["AzureWebJobsStorage"], "UseDevelopmentStorage=true");
+    assert!(
+        values["PEXIP_BASE_URL"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    let mut pairs: Vec<(String, String)> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    // The key file is written by `pexip-sdk sim --key-out`; stand in a key for the check.
+    pairs.retain(|(k, _)| k != "PEXIP_PRIVATE_KEY_FILE");
+    pairs.push(("PEXIP_PRIVATE_KEY".into(), "unused".into()));
+    let env = pexip_sdk::config::Env::from_pairs(pairs);
+    assert!(
+        pexip_sdk::config::StorageSettings::from_env(&env)
+            .unwrap()
+            .is_some()
+    );
+    pexip_sdk::config::RoomSettings::from_env(&env).unwrap();
+    pexip_sdk::config::EventSinkSettings::from_env(&env).unwrap();
+    pexip_sdk::config::GenesysSettings::from_env(&env).unwrap();
+}
