@@ -149,7 +149,15 @@ async fn create_load(base: &str, concurrency: usize, total: usize, offset: usize
 
 #[tokio::main]
 async fn main() {
-    let (ready_p50, ready_p90) = exec_to_ready(30).await;
+    // `cargo bench` passes `--bench`; under `cargo test` this runs as a quick smoke check
+    // that every step still works, with figures that mean nothing.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (starts, pool, loads): (usize, usize, &[(usize, usize)]) = if full {
+        (30, 1200, &[(1, 200), (16, 400), (64, 600)])
+    } else {
+        (2, 40, &[(1, 5), (4, 20)])
+    };
+    let (ready_p50, ready_p90) = exec_to_ready(starts).await;
 
     // dev mode with a pool big enough that every create is served from it.
     let port = free_port();
@@ -163,7 +171,7 @@ async fn main() {
             "--sim-port",
             &sim_port.to_string(),
         ])
-        .env("ROOM_POOL_TARGET", "1200")
+        .env("ROOM_POOL_TARGET", pool.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -183,7 +191,7 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        if rooms.as_array().map_or(0, Vec::len) >= 1200 {
+        if rooms.as_array().map_or(0, Vec::len) >= pool {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -191,11 +199,13 @@ async fn main() {
     let (idle_peak, _) = rss_mib(pid);
     let mut levels = Vec::new();
     let mut offset = 0;
-    for (concurrency, total) in [(1, 200), (16, 400), (64, 600)] {
+    for &(concurrency, total) in loads {
         levels.push(create_load(&base, concurrency, total, offset).await);
         offset += total;
         // Let the background refills catch up so each level starts from a full pool.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        if full {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
     }
     let (load_peak, _) = rss_mib(pid);
 
@@ -223,6 +233,8 @@ async fn main() {
         ));
     }
     println!("{table}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-service.md");
-    let _ = std::fs::write(out, &table);
+    if full {
+        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-service.md");
+        let _ = std::fs::write(out, &table);
+    }
 }

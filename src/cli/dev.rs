@@ -68,6 +68,10 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
         "ROOM_READY_DELAY_SECONDS",
         args.replication_delay_seconds.to_string(),
     );
+    if env.get("GENESYS_API_BASE").is_none() {
+        env.set("GENESYS_API_BASE", dev_genesys().await?);
+        env.set("GENESYS_ALLOWED_DIVISIONS", DEV_AGENT_DIVISION);
+    }
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
     let queues_label = settings.storage.describe();
     let queues = match &settings.storage {
@@ -107,6 +111,7 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
         );
     }
     println!("  event sink Basic pexip:{sink_password}");
+    println!("  agent      x-auth-token: {DEV_AGENT_TOKEN} (a local stand-in for Genesys Cloud)");
     println!();
     println!("Try:");
     println!(
@@ -117,6 +122,35 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
     let result = app.serve(listener, shutdown_signal()).await;
     sim.shutdown().await;
     result
+}
+
+/// The agent token the dev stand-in for Genesys Cloud accepts.
+const DEV_AGENT_TOKEN: &str = "dev-agent-token";
+const DEV_AGENT_DIVISION: &str = "dev-division";
+
+/// A local stand-in for Genesys Cloud's `GET /api/v2/users/me`, so the agent route works in
+/// `dev` without a contact centre: `dev-agent-token` is an agent of `dev-division`; any other
+/// token is refused as Genesys would (401).
+async fn dev_genesys() -> anyhow::Result<String> {
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/api/v2/users/me",
+        axum::routing::get(|headers: HeaderMap| async move {
+            let expected = format!("Bearer {DEV_AGENT_TOKEN}");
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some(auth) if auth == expected => Ok(axum::Json(serde_json::json!({
+                    "id": "dev-agent", "name": "Dev Agent", "division": {"id": DEV_AGENT_DIVISION}
+                }))),
+                _ => Err(StatusCode::UNAUTHORIZED),
+            }
+        }),
+    );
+    let listener = bind(0).await.context("Genesys stand-in")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
 }
 
 /// The function folders: next to the working directory when run from the repository (as

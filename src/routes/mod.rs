@@ -37,6 +37,12 @@ use crate::rooms::RoomService;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request that takes longer is answered 503 rather than held open.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest total of header names and values accepted (real callers send a few hundred bytes;
+/// API Management adds a few more).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Longest request target (path and query) accepted; 10 KB of uuiData still reaches the
+/// handler and gets its own 400.
+const MAX_URI_BYTES: usize = 16 * 1024;
 
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -144,12 +150,48 @@ pub fn build_router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(limit_request_head))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Refuse oversized request heads before any handler parses them: 414 for a long target,
+/// 431 for large headers, both with the error envelope.
+async fn limit_request_head(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            "request target too long",
+        )
+        .into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "request headers too large",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// One span per request with the host's invocation id. Only the path is recorded: query

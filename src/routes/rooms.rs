@@ -107,6 +107,8 @@ pub async fn get_room(
         (status = 202, description = "The room has been updated on the Pexip management node"),
         (status = 400, description = "Invalid update", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
     ))]
 pub async fn update_room(

@@ -332,3 +332,20 @@ async fn unknown_routes_and_methods_get_the_envelope() {
         .unwrap();
     assert_eq!(envelope(bad_query, 400).await["code"], "invalid_query");
 }
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused_before_any_work() {
+    let app = TestApp::spawn(Options::default()).await;
+    let long_target = app.at(&format!("/room/create?uuiData={}", "61".repeat(9000)));
+    let response = app.http.post(long_target).send().await.unwrap();
+    assert_eq!(envelope(response, 414).await["code"], "uri_too_long");
+    let response = app
+        .http
+        .get(app.at("/public/health"))
+        .header("x-padding", "a".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(envelope(response, 431).await["code"], "headers_too_large");
+    assert_eq!(app.sim_room_count(), 0);
+}
