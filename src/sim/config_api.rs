@@ -125,6 +125,16 @@ fn list_spec(
 
 // ---- conference ----------------------------------------------------------------------
 
+/// Fields of a conference's JSON that are not stored in its record (see `conference_json`).
+const CONFERENCE_DERIVED_FIELDS: &[&str] = &[
+    "id",
+    "resource_uri",
+    "creation_time",
+    "aliases",
+    "scheduled_conferences",
+    "scheduled_conferences_count",
+];
+
 /// `GET conference/`.
 pub(crate) async fn list_conferences(
     State(state): State<Shared>,
@@ -140,6 +150,7 @@ pub(crate) async fn list_conferences(
         store
             .conferences
             .values()
+            .filter(|c| query.may_match(&c.fields, CONFERENCE_DERIVED_FIELDS))
             .map(|c| store.conference_json(c))
             .collect()
     };
