@@ -274,5 +274,9 @@ async fn a_replayed_conference_ended_deletes_the_room_at_most_once() {
     app.invoke_timer("gc_timer").await;
     assert_eq!(app.sim_requests(DELETE_ROUTE), 1, "still one Pexip delete");
     assert_eq!(app.deletion_depth().await, 0, "every replay was settled");
-    assert_eq!(app.sim_room_count(), rooms_left, "no other room was touched");
+    assert_eq!(
+        app.sim_room_count(),
+        rooms_left,
+        "no other room was touched"
+    );
 }
