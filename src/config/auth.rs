@@ -55,7 +55,8 @@ pub struct AuthSettings {
     pub jwks_cache: Duration,
     /// `AUTH_JWKS_REFRESH_MIN_SECONDS` (default 60): a token signed with a key we do not know
     /// refreshes the keys at once (Entra rolls keys), but no more often than this, so a flood
-    /// of made-up `kid`s cannot hammer the JWKS endpoint.
+    /// of made-up `kid`s cannot hammer the JWKS endpoint. A failed refresh is retried after
+    /// this long too (the last good keys are used meanwhile).
     pub jwks_refresh_min: Duration,
 }
 

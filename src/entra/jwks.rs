@@ -9,8 +9,9 @@
 //! - One fetch at a time (a `tokio` mutex held across it): concurrent first requests wait for
 //!   one fetch instead of each making their own.
 //! - A failed fetch keeps the last good keys (with a warning) and is not retried for
-//!   [`RETRY_AFTER_FAILURE`]; with no keys at all the caller gets
-//!   [`KeyError::Unavailable`] (503), not a 401 the client could do nothing about.
+//!   `AUTH_JWKS_REFRESH_MIN_SECONDS`; with no keys at all the caller gets
+//!   [`KeyError::Unavailable`] (503, not a 401 the client could do nothing about) and the
+//!   fetch is retried after [`RETRY_AFTER_FAILURE`].
 //!
 //! Only signature keys of the algorithms Entra uses are kept: RSA (RS256) and EC P-256
 //! (ES256). Symmetric keys in a JWKS are ignored, so no token can be "signed" with a public
@@ -26,8 +27,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
-/// After a failed fetch, requests use what we have (or get 503) for this long before the
-/// endpoint is tried again.
+/// After a failed first fetch, requests get 503 for this long before the endpoint is tried
+/// again.
 pub(super) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Timeout of one JWKS request.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,16 +115,22 @@ impl JwksCache {
         let mut state = self.refresh.lock().await;
         let now = Instant::now();
         // Decided under the lock: another request may have fetched while we waited.
-        let reason = match self.current() {
+        let current = self.current();
+        let reason = match &current {
             None => Some(Reason::FirstUse),
-            Some(set) if !self.is_fresh(&set, now) => Some(Reason::Expired),
+            Some(set) if !self.is_fresh(set, now) => Some(Reason::Expired),
             Some(set) if set.keys.contains_key(kid) => None,
             Some(_) if state.forced_at.is_some_and(|t| now - t < self.refresh_min) => None,
             Some(_) => Some(Reason::UnknownKid),
         };
-        let backing_off = state
-            .failed_at
-            .is_some_and(|t| now - t < RETRY_AFTER_FAILURE);
+        // After a failure: with last good keys in hand there is no hurry (they verify until
+        // Entra stops using them); with none, every request is failing, so retry soon.
+        let pause = if current.is_some() {
+            self.refresh_min
+        } else {
+            RETRY_AFTER_FAILURE
+        };
+        let backing_off = state.failed_at.is_some_and(|t| now - t < pause);
         if let Some(reason) = reason
             && !backing_off
         {

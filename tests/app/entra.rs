@@ -302,7 +302,7 @@ async fn a_new_signing_key_in_the_jwks_is_picked_up() {
 #[tokio::test]
 async fn a_flood_of_unknown_kids_refreshes_the_jwks_once() {
     let idp = Idp::start(&[&KEY_A]).await;
-    let app = app_with(&idp, &[]).await;
+    let app = app_with(&idp, &[("AUTH_JWKS_REFRESH_MIN_SECONDS", "3600")]).await;
     for i in 0..40 {
         let token = ROGUE.sign_as(&format!("made-up-kid-{i}"), &claims());
         let response = create(&app, Some(&bearer(&token)), &format!("FLOOD{i}")).await;
@@ -381,6 +381,38 @@ async fn public_routes_docs_timers_and_unknown_paths_need_no_token() {
     app.invoke_timer("gc_timer").await;
     app.invoke_timer("metrics_timer").await;
     assert_eq!(idp.fetches(), 0, "nothing asked for a token");
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_last_good_keys_and_is_not_retried_at_once() {
+    let idp = Idp::start(&[&KEY_A]).await;
+    // Keys expire at once, so every request after the first wants a refresh; after a failed
+    // one the next try waits AUTH_JWKS_REFRESH_MIN_SECONDS.
+    let app = app_with(
+        &idp,
+        &[
+            ("AUTH_JWKS_CACHE_SECONDS", "0"),
+            ("AUTH_JWKS_REFRESH_MIN_SECONDS", "3600"),
+        ],
+    )
+    .await;
+    let token = bearer(&KEY_A.sign(&claims()));
+    assert_eq!(create(&app, Some(&token), "OUTAGE0").await.status(), 200);
+    assert_eq!(idp.fetches(), 1);
+    idp.set_down(true);
+    for i in 1..6 {
+        let response = create(&app, Some(&token), &format!("OUTAGE{i}")).await;
+        assert_eq!(response.status(), 200, "the last good keys still verify");
+    }
+    assert_eq!(
+        idp.fetches(),
+        2,
+        "one failed refresh, then a pause before the next try"
+    );
+    // The same holds for the rotation refresh: nothing new is fetched for an unknown kid.
+    let unknown = create(&app, Some(&bearer(&KEY_B.sign(&claims()))), "OUTAGE6").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(idp.fetches(), 2);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! on 127.0.0.1:0 (keys can be published while it runs, fetches are counted), and access
 //! tokens shaped like the ones Entra issues to a client-credentials caller.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
@@ -109,6 +109,7 @@ pub struct Idp {
     pub jwks_url: String,
     keys: Arc<Mutex<Vec<Jwk>>>,
     fetches: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 impl Idp {
@@ -118,15 +119,20 @@ impl Idp {
             published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
         ));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counted) = (keys.clone(), fetches.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (served, counted, failing) = (keys.clone(), fetches.clone(), down.clone());
         let app = axum::Router::new().route(
             "/tenant/discovery/v2.0/keys",
             axum::routing::get(move || {
                 counted.fetch_add(1, Ordering::SeqCst);
-                let set = JwkSet {
-                    keys: served.lock().unwrap().clone(),
+                let answer = if failing.load(Ordering::SeqCst) {
+                    Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                } else {
+                    Ok(axum::Json(JwkSet {
+                        keys: served.lock().unwrap().clone(),
+                    }))
                 };
-                async move { axum::Json(set) }
+                async move { answer }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,7 +142,13 @@ impl Idp {
             jwks_url: format!("http://{addr}/tenant/discovery/v2.0/keys"),
             keys,
             fetches,
+            down,
         }
+    }
+
+    /// Make the JWKS endpoint answer 503 (or recover).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     /// Add a key to the JWKS (Entra publishing a new signing key).
