@@ -20,6 +20,8 @@
 //! - [`functions`]: the Azure Functions custom-handler protocol (timer payloads, host.json
 //!   and function.json, NCRONTAB schedules).
 //! - [`genesys`]: checks contact-centre agents' Genesys Cloud tokens.
+//! - [`entra`]: checks Microsoft Entra ID access tokens on the private `/room*` routes
+//!   (signing keys from the tenant's JWKS, cached).
 //! - [`sim`]: a faithful Pexip simulator, the test peer and the embedded default of `dev`
 //!   mode. Production code never calls it.
 //! - [`testkit`]: support for tests and benchmarks (the Azurite launcher); production code
@@ -28,6 +30,7 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod entra;
 pub mod functions;
 pub mod genesys;
 pub mod pexip;

@@ -289,6 +289,33 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
             .concat(),
             "ROOM_POOL_TARGET",
         ),
+        (
+            [
+                vec![
+                    port.clone(),
+                    ("AzureWebJobsStorage", "UseDevelopmentStorage=true".into()),
+                    ("AUTH_AUDIENCE", "api://pexip-sdk".into()),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "AUTH_JWKS_URL",
+        ),
+        (
+            [
+                vec![
+                    port.clone(),
+                    ("AzureWebJobsStorage", "UseDevelopmentStorage=true".into()),
+                    (
+                        "EVENT_SINK_ALLOWED_NETWORKS",
+                        "10.0.0.0/8,10.0.0.0/33".into(),
+                    ),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "EVENT_SINK_ALLOWED_NETWORKS",
+        ),
     ];
     for (env, setting) in cases {
         let (code, stderr) = serve_fails_with(&env);
@@ -304,4 +331,72 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
             "{stderr}"
         );
     }
+}
+
+/// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stderr.
+async fn serve_and_stop(env: &[(&str, String)]) -> String {
+    let port = free_port();
+    let mut env = env.to_vec();
+    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()));
+    let mut handler = Handler(
+        host_command(&env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    wait_ready(&http, &format!("http://127.0.0.1:{port}"), &mut handler.0).await;
+    let pid = handler.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut handler.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[tokio::test]
+async fn serve_warns_at_start_when_in_app_authentication_is_off() {
+    // Nothing here is contacted before the first request, except the queues, whose absence
+    // at start is only a warning.
+    let base = [
+        (
+            "AzureWebJobsStorage",
+            "UseDevelopmentStorage=true".to_owned(),
+        ),
+        ("PEXIP_BASE_URL", "https://pexip.example".to_owned()),
+        ("PEXIP_USERNAME", "admin".to_owned()),
+        ("PEXIP_PASSWORD", "secret-password".to_owned()),
+        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
+        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
+        ("QUEUE_NAME_PREFIX", format!("warn{}-", std::process::id())),
+    ];
+    const WARNING: &str = "in-app authentication of /room* is off";
+    let stderr = serve_and_stop(&base).await;
+    assert!(stderr.contains(WARNING), "{stderr}");
+
+    let configured = [
+        base.to_vec(),
+        vec![
+            (
+                "AUTH_JWKS_URL",
+                "https://login.microsoftonline.com/t/discovery/v2.0/keys".to_owned(),
+            ),
+            (
+                "AUTH_ISSUER",
+                "https://login.microsoftonline.com/t/v2.0".to_owned(),
+            ),
+            ("AUTH_AUDIENCE", "api://pexip-sdk".to_owned()),
+            ("AUTH_ALLOWED_ROLES", "Rooms.Manage".to_owned()),
+        ],
+    ]
+    .concat();
+    let stderr = serve_and_stop(&configured).await;
+    assert!(stderr.contains("serving"), "the run was logged: {stderr}");
+    assert!(!stderr.contains(WARNING), "{stderr}");
 }

@@ -1,9 +1,13 @@
 //! Nothing secret reaches a log. Captures every log line (all targets, TRACE, JSON as in
 //! Azure) through a full lifecycle — token, create, update with new PINs, agent read, event
-//! sink with Basic auth, GC, delete — and asserts that no PIN, access token, private key,
-//! password, agent token or raw uuiData appears. Its own test binary: it installs the global
+//! sink with Basic auth, GC, delete, all `/room*` calls with an Entra ID bearer token — and
+//! asserts that no PIN, access token, private key, password, agent token or raw uuiData
+//! appears. Its own test binary: it installs the global
 //! subscriber.
 
+#[path = "app/idp.rs"]
+#[allow(dead_code)]
+mod idp;
 #[path = "app/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -71,16 +75,32 @@ async fn a_full_lifecycle_logs_no_secret() {
         ["canary"]
     );
 
+    // In-app authentication on: every /room* call carries this bearer token.
+    let entra = idp::Idp::start(&[&idp::KEY_A]).await;
+    let bearer = idp::KEY_A.sign(&idp::claims());
+    let forged = idp::ROGUE.sign_as("kid-a", &idp::claims());
     // Long PINs so a match is a leak, not a coincidence with a port or a duration.
+    let mut env = vec![
+        ("HOST_PIN_LENGTH".to_owned(), "14".to_owned()),
+        ("GUEST_PIN_LENGTH".to_owned(), "12".to_owned()),
+    ];
+    env.extend(entra.env());
     let app = TestApp::spawn(Options {
-        env: vec![
-            ("HOST_PIN_LENGTH".into(), "14".into()),
-            ("GUEST_PIN_LENGTH".into(), "12".into()),
-        ],
+        env,
+        bearer: Some(bearer.clone()),
         ..Options::default()
     })
     .await;
     app.seed_pool().await;
+
+    let refused = app
+        .http
+        .get(app.at("/room"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "a forged bearer token is refused");
 
     let raw_uui = uui("id", "Q2l0aXplblNlc3Npb24xMjM0NTY");
     let created = app.create(&format!("{raw_uui};encoding=hex")).await;
@@ -174,6 +194,8 @@ async fn a_full_lifecycle_logs_no_secret() {
         ("raw uuiData".into(), raw_uui.clone()),
         ("video call id".into(), "Q2l0aXplblNlc3Npb24xMjM0NTY".into()),
         ("basic auth header".into(), "cGV4aXA6".into()), // base64 of "pexip:"
+        ("Entra bearer token".into(), bearer.clone()),
+        ("forged bearer token".into(), forged.clone()),
     ];
     for r in app.sim.rooms() {
         secrets.push((format!("host PIN of {}", r.name), r.pin.clone()));
@@ -207,6 +229,10 @@ async fn a_full_lifecycle_logs_no_secret() {
     assert!(found.is_empty(), "secrets in the logs: {found:?}");
     assert!(
         !logs.contains("eyJ"),
-        "a JWT (the client assertion) reached a log"
+        "a JWT (the client assertion or a bearer token) reached a log"
+    );
+    assert!(
+        logs.contains(idp::CLIENT_ID),
+        "the caller's client id (not a secret) is on the request spans"
     );
 }

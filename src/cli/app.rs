@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings, RoomSettings,
-    StorageSettings,
+    AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings,
+    RoomSettings, StorageSettings,
 };
+use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
@@ -27,6 +28,8 @@ pub struct AppSettings {
     pub rooms: RoomSettings,
     pub event_sink: EventSinkSettings,
     pub genesys: GenesysSettings,
+    /// In-app Entra ID check of `/room*`; `None` when `AUTH_JWKS_URL` is unset.
+    pub auth: Option<AuthSettings>,
 }
 
 impl AppSettings {
@@ -46,6 +49,7 @@ impl AppSettings {
             rooms: RoomSettings::from_env(env)?,
             event_sink: EventSinkSettings::from_env(env)?,
             genesys: GenesysSettings::from_env(env)?,
+            auth: AuthSettings::from_env(env)?,
         })
     }
 }
@@ -68,6 +72,7 @@ impl App {
         let state = AppState {
             rooms: rooms.clone(),
             event_sink: Arc::new(settings.event_sink),
+            entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
             agents: AgentAuth::new(settings.genesys, http),
         };
         Ok(Self { state, rooms })

@@ -31,6 +31,14 @@ pub async fn run(args: ServeArgs, env: &Env) -> anyhow::Result<()> {
         )
         .into());
     }
+    if settings.auth.is_none() {
+        // Not fatal: API Management and the host's function keys still gate /room*, as with
+        // the old service. But this layer then does not hold by itself.
+        tracing::warn!(
+            "in-app authentication of /room* is off (AUTH_JWKS_URL is unset): only the host's \
+             function keys and API Management protect it"
+        );
+    }
     let queues = QueueService::connect(&settings.storage).context("queues")?;
     let app = App::build(settings, queues)?;
     // Bind first: the host waits for the readiness ping, and queue creation (network round

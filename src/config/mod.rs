@@ -2,12 +2,18 @@
 //! types. Errors name the variable so an operator knows what to fix. No other module reads
 //! the process environment: tests build an [`Env`] from pairs and never touch `std::env`.
 
+mod auth;
 mod env;
 mod pexip;
 mod rooms;
 mod storage;
 mod telemetry;
 
+pub use auth::{
+    AUTH_ALLOWED_CLIENT_IDS, AUTH_ALLOWED_ROLES, AUTH_AUDIENCE, AUTH_CLOCK_SKEW_SECONDS,
+    AUTH_ISSUER, AUTH_JWKS_CACHE_SECONDS, AUTH_JWKS_REFRESH_MIN_SECONDS, AUTH_JWKS_URL,
+    AuthSettings,
+};
 pub use env::{ConfigError, Env};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
 pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};

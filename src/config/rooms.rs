@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::{ConfigError, Env};
-use crate::domain::{RoomNamePrefix, TagTemplate, UuiPolicy};
+use crate::domain::{RoomNamePrefix, SourceNetworks, TagTemplate, UuiPolicy};
 
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
@@ -135,7 +135,7 @@ impl RoomSettings {
     }
 }
 
-/// HTTP Basic credentials the Pexip event sink must present.
+/// HTTP Basic credentials the Pexip event sink must present, and where it may call from.
 #[derive(Debug, Clone)]
 pub struct EventSinkSettings {
     /// `EVENT_SINK_USERNAME`.
@@ -144,6 +144,10 @@ pub struct EventSinkSettings {
     pub password: SecretString,
     /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
+    /// `EVENT_SINK_ALLOWED_NETWORKS` (optional CIDR list) and `EVENT_SINK_TRUSTED_PROXY_HOPS`
+    /// (default 1): when set, only callers whose `X-Forwarded-For` address (see
+    /// [`SourceNetworks`]) is in these networks reach the event sink.
+    pub allowed_sources: Option<SourceNetworks>,
 }
 
 impl EventSinkSettings {
@@ -154,8 +158,25 @@ impl EventSinkSettings {
             username: env.required("EVENT_SINK_USERNAME")?.to_owned(),
             password: SecretString::from(env.required("EVENT_SINK_PASSWORD")?.to_owned()),
             max_body_bytes: env.parse_or("EVENT_SINK_MAX_BODY_BYTES", 1024 * 1024)?,
+            allowed_sources: allowed_sources(env)?,
         })
     }
+}
+
+/// `EVENT_SINK_ALLOWED_NETWORKS` with `EVENT_SINK_TRUSTED_PROXY_HOPS`; `None` when unset.
+fn allowed_sources(env: &Env) -> Result<Option<SourceNetworks>, ConfigError> {
+    const NETWORKS: &str = "EVENT_SINK_ALLOWED_NETWORKS";
+    const HOPS: &str = "EVENT_SINK_TRUSTED_PROXY_HOPS";
+    let hops = env.parse_or(HOPS, 1usize)?;
+    if hops == 0 {
+        return Err(ConfigError::invalid(HOPS, "must be at least 1"));
+    }
+    if env.get(NETWORKS).is_none() {
+        return Ok(None);
+    }
+    SourceNetworks::parse(&env.list_or(NETWORKS, &[]), hops)
+        .map(Some)
+        .map_err(|e| ConfigError::invalid(NETWORKS, e))
 }
 
 /// How `GET /public/room/{name}` checks the agent's Genesys Cloud token.
@@ -230,5 +251,39 @@ mod tests {
         let err = EventSinkSettings::from_env(&Env::from_pairs([("EVENT_SINK_USERNAME", "pexip")]))
             .unwrap_err();
         assert_eq!(err.to_string(), "EVENT_SINK_PASSWORD is not set");
+    }
+
+    #[test]
+    fn the_event_sink_network_allow_list_is_optional_and_validated() {
+        let creds = [
+            ("EVENT_SINK_USERNAME", "pexip"),
+            ("EVENT_SINK_PASSWORD", "pw"),
+        ];
+        let read = |extra: &[(&'static str, &'static str)]| {
+            EventSinkSettings::from_env(&Env::from_pairs(creds.iter().chain(extra).copied()))
+        };
+        assert!(read(&[]).unwrap().allowed_sources.is_none());
+        let sources = read(&[
+            ("EVENT_SINK_ALLOWED_NETWORKS", "10.0.0.0/8, 2001:db8::/32"),
+            ("EVENT_SINK_TRUSTED_PROXY_HOPS", "2"),
+        ])
+        .unwrap()
+        .allowed_sources
+        .unwrap();
+        assert_eq!(sources.networks().len(), 2);
+        assert_eq!(sources.trusted_hops(), 2);
+        for (extra, name) in [
+            (
+                [("EVENT_SINK_ALLOWED_NETWORKS", "10.0.0.0/8,nope")],
+                "EVENT_SINK_ALLOWED_NETWORKS",
+            ),
+            (
+                [("EVENT_SINK_TRUSTED_PROXY_HOPS", "0")],
+                "EVENT_SINK_TRUSTED_PROXY_HOPS",
+            ),
+        ] {
+            let err = read(&extra).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::entra::AccessError;
 use crate::genesys::AgentAuthError;
 use crate::pexip::PexipError;
 use crate::queue::QueueError;
@@ -57,6 +58,14 @@ impl ApiError {
         Self {
             www_authenticate: Some(challenge),
             ..Self::new(StatusCode::UNAUTHORIZED, code, detail)
+        }
+    }
+
+    /// The same error with a `WWW-Authenticate` challenge (RFC 6750 also puts one on a 403).
+    pub fn with_challenge(self, challenge: &'static str) -> Self {
+        Self {
+            www_authenticate: Some(challenge),
+            ..self
         }
     }
 
@@ -185,6 +194,31 @@ impl From<AgentAuthError> for ApiError {
                     "Genesys Cloud is unavailable",
                 )
             }
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        // RFC 6750 §3: no error code when no token was presented.
+        const MISSING: &str = "Bearer realm=\"pexip-sdk\"";
+        const INVALID: &str = "Bearer realm=\"pexip-sdk\", error=\"invalid_token\"";
+        const FORBIDDEN: &str = "Bearer realm=\"pexip-sdk\", error=\"insufficient_scope\"";
+        match e {
+            AccessError::Missing => Self::unauthorized("missing_token", e.to_string(), MISSING),
+            AccessError::KeysUnavailable => {
+                tracing::warn!(error = %e, "cannot check access tokens");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "access tokens cannot be checked right now; try again shortly",
+                )
+            }
+            e if e.is_forbidden() => {
+                Self::new(StatusCode::FORBIDDEN, "client_not_allowed", e.to_string())
+                    .with_challenge(FORBIDDEN)
+            }
+            e => Self::unauthorized("invalid_token", e.to_string(), INVALID),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! original path). `build_router` is the only constructor, so tests run exactly what
 //! production runs.
 
+mod auth;
 mod dto;
 mod error;
 mod extract;
@@ -29,6 +30,7 @@ pub use dto::{AliasDto, ConstrainedConference, EventAck, Health};
 pub use error::{ApiError, ErrorBody};
 
 use crate::config::EventSinkSettings;
+use crate::entra::EntraAuth;
 use crate::functions::INVOCATION_ID_HEADER;
 use crate::genesys::AgentAuth;
 use crate::rooms::RoomService;
@@ -53,6 +55,9 @@ pub struct AppState {
     pub event_sink: Arc<EventSinkSettings>,
     /// Checks contact-centre agents' Genesys tokens.
     pub agents: AgentAuth,
+    /// Checks Entra ID access tokens on `/room*`; `None` when `AUTH_JWKS_URL` is unset (the
+    /// host's function keys and API Management are then the only gates).
+    pub entra: Option<EntraAuth>,
 }
 
 #[derive(OpenApi)]
@@ -61,12 +66,13 @@ pub struct AppState {
         title = "pexip-sdk",
         description = "Pexip Infinity room broker for identity-verification video calls. \
             Private `/room*` routes are called by the IDIM Video API through Azure API Management \
-            with a function key; public routes serve the Genesys agent widget, Pexip's event sink \
+            with a function key and, when the service is configured for it, a Microsoft Entra ID \
+            access token; public routes serve the Genesys agent widget, Pexip's event sink \
             and monitoring.",
         license(name = "Apache-2.0")
     ),
     tags(
-        (name = "rooms", description = "Private room management (function key)"),
+        (name = "rooms", description = "Private room management (function key and Entra ID bearer token)"),
         (name = "public", description = "Agent widget, Pexip event sink, health"),
     ),
     components(schemas(ErrorBody)),
@@ -87,6 +93,20 @@ impl Modify for SecuritySchemes {
             ))),
         );
         components.add_security_scheme(
+            "entra_bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Microsoft Entra ID access token (client credentials) for this API: \
+                         checked by the service when AUTH_JWKS_URL is set; signature, issuer, \
+                         audience, expiry, and an allow-list of client ids or app roles",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "event_sink_basic",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -105,9 +125,12 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The documented routes and the OpenAPI document describing them.
-fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The documented routes and the OpenAPI document describing them: the private rooms
+/// router (which `build_router` puts behind the access-token check) and the public one.
+fn api_routes(
+    event_sink_limit: usize,
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (rooms, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rooms::create_room))
         .routes(routes!(rooms::list_rooms))
         .routes(routes!(
@@ -116,6 +139,8 @@ fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::Op
             rooms::delete_room
         ))
         .routes(routes!(rooms::bulk_create, rooms::bulk_delete))
+        .split_for_parts();
+    let (public, public_api) = OpenApiRouter::new()
         .routes(routes!(public::public_room_get))
         .routes(routes!(public::health))
         .split_for_parts();
@@ -125,9 +150,11 @@ fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::Op
         .layer(DefaultBodyLimit::max(event_sink_limit))
         .split_for_parts();
     let mut api = api;
+    api.merge(public_api);
     api.merge(sink_api);
     (
-        router
+        rooms.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        public
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .merge(sink),
         api,
@@ -136,14 +163,24 @@ fn api_routes(event_sink_limit: usize) -> (Router<AppState>, utoipa::openapi::Op
 
 /// The OpenAPI document (also served at `/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes(MAX_BODY_BYTES).1
+    api_routes(MAX_BODY_BYTES).2
 }
 
 /// Build the whole HTTP surface: documented routes, timers, readiness, docs.
 pub fn build_router(state: AppState) -> Router {
-    let (api, doc) = api_routes(state.event_sink.max_body_bytes);
+    let (rooms, public, doc) = api_routes(state.event_sink.max_body_bytes);
+    // `route_layer`: only requests that matched a `/room*` route are checked, so an unknown
+    // path still gets 404 and a wrong method 405.
+    let rooms = match &state.entra {
+        Some(entra) => rooms.route_layer(axum::middleware::from_fn_with_state(
+            entra.clone(),
+            auth::require_access_token,
+        )),
+        None => rooms,
+    };
     Router::new()
-        .merge(api)
+        .merge(rooms)
+        .merge(public)
         .route("/", get(timers::readiness))
         .route("/gc_timer", post(timers::gc_timer))
         .route("/metrics_timer", post(timers::metrics_timer))
@@ -194,8 +231,9 @@ async fn limit_request_head(
     next.run(request).await
 }
 
-/// One span per request with the host's invocation id. Only the path is recorded: query
-/// strings carry uuiData, which must not reach a log.
+/// One span per request with the host's invocation id (and, on `/room*` with in-app auth,
+/// the caller's client id). Only the path is recorded: query strings carry uuiData, which
+/// must not reach a log.
 fn request_span(request: &Request) -> tracing::Span {
     let invocation = request
         .headers()
@@ -207,5 +245,6 @@ fn request_span(request: &Request) -> tracing::Span {
         http.method = %request.method(),
         http.path = %request.uri().path(),
         invocation_id = %invocation,
+        auth.client = tracing::field::Empty,
     )
 }

@@ -16,7 +16,10 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBytes, ApiPath, ApiQuery};
 use super::rooms::room_name;
 use crate::config::EventSinkSettings;
-use crate::domain::parse_event_sink_body;
+use crate::domain::{SourceError, parse_event_sink_body};
+
+/// The header App Service's front end appends the caller's address to.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Read a room, host PIN included, for a contact-centre agent.
 ///
@@ -50,6 +53,11 @@ pub async fn public_room_get(
 /// HTTP Basic with the configured credentials. Accepts single events and `eventsink_bulk`
 /// envelopes. `conference_ended` queues the room for deletion after the grace period (the
 /// garbage collector checks it is not live again first); every other event is ignored.
+///
+/// When `EVENT_SINK_ALLOWED_NETWORKS` is set, the caller's address must be in those networks
+/// (403 otherwise, before credentials are looked at). It is read from `X-Forwarded-For`: the
+/// entry the platform's front end appended, the rightmost by default
+/// (`EVENT_SINK_TRUSTED_PROXY_HOPS` counts further proxies); entries left of it are ignored.
 #[utoipa::path(post, path = "/public/event_sink", tag = "public",
     request_body(content = serde_json::Value, description = "A Pexip event envelope or an eventsink_bulk envelope",
         example = json!({"node": "10.0.0.1", "seq": 12, "version": 2, "time": 1736003600.2,
@@ -60,6 +68,7 @@ pub async fn public_room_get(
         (status = 200, description = "Event acknowledged and processed.", body = EventAck),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Source address outside the allowed networks", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Deletion queue unavailable", body = ErrorBody),
     ))]
@@ -68,6 +77,7 @@ pub async fn event_sink(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
+    check_source(&headers, &state.event_sink)?;
     check_basic(&headers, &state.event_sink)?;
     let events = parse_event_sink_body(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
@@ -77,6 +87,29 @@ pub async fn event_sink(
         events: report.events,
         queued: report.queued,
     }))
+}
+
+/// Refuse a caller outside `EVENT_SINK_ALLOWED_NETWORKS` with 403: credentials would not
+/// help, so 401 would mislead. See [`crate::domain::SourceNetworks`] for which
+/// `X-Forwarded-For` entry is trusted and why.
+fn check_source(headers: &HeaderMap, settings: &EventSinkSettings) -> Result<(), ApiError> {
+    let Some(allowed) = &settings.allowed_sources else {
+        return Ok(());
+    };
+    // A value that is not visible ASCII cannot hold an address; it counts as an empty entry.
+    let values = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""));
+    allowed.check(values).map(|_| ()).map_err(|e| {
+        match &e {
+            SourceError::NotAllowed(ip) => {
+                tracing::warn!(source.address = %ip, "event sink request from outside the allowed networks");
+            }
+            other => tracing::warn!(reason = %other, "event sink request without a usable source address"),
+        }
+        ApiError::new(StatusCode::FORBIDDEN, "source_not_allowed", e.to_string())
+    })
 }
 
 /// Compare the request's Basic credentials with the configured ones in constant time

@@ -1,4 +1,5 @@
-//! The private `/room*` routes (IDIM Video API, behind API Management and function keys).
+//! The private `/room*` routes (IDIM Video API, behind API Management and function keys, and
+//! the in-app Entra ID check of `super::auth` when configured).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,10 +36,12 @@ pub struct CreateQuery {
 /// same `uuiData` again returns the room the call already has. When the pool is empty a room
 /// is created on the spot (slower, still succeeds). The host PIN is never returned here.
 #[utoipa::path(post, path = "/room/create", tag = "rooms", params(CreateQuery),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 200, description = "The room for this video call", body = ConstrainedConference),
         (status = 400, description = "Bad uuiData", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pool empty and Pexip unavailable", body = ErrorBody),
     ))]
@@ -72,10 +75,12 @@ fn default_true() -> bool {
 /// Read a room.
 #[utoipa::path(get, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name"), ViewQuery),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 200, description = "The room (constrained, or Pexip's full object)", body = ConstrainedConference),
         (status = 400, description = "Invalid room name", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pexip unavailable", body = ErrorBody),
@@ -102,10 +107,12 @@ pub async fn get_room(
 #[utoipa::path(patch, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name")),
     request_body = RoomPatch,
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 202, description = "The room has been updated on the Pexip management node"),
         (status = 400, description = "Invalid update", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
@@ -126,10 +133,12 @@ pub async fn update_room(
 /// Persistent rooms (`test_`, `vkiosk_`, configurable) are refused with 409.
 #[utoipa::path(delete, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name")),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid room name", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 409, description = "Persistent room", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
@@ -145,10 +154,12 @@ pub async fn delete_room(
 
 /// List the rooms this service manages (its own and the persistent ones).
 #[utoipa::path(get, path = "/room", tag = "rooms", params(ViewQuery),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 200, description = "Every managed room, all pages", body = [ConstrainedConference]),
         (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pexip unavailable", body = ErrorBody),
     ))]
@@ -178,10 +189,12 @@ pub struct BulkCreateQuery {
 
 /// Create pool rooms in the background.
 #[utoipa::path(post, path = "/room/bulk", tag = "rooms", params(BulkCreateQuery),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 202, description = "Rooms are created asynchronously in the background", body = Accepted),
         (status = 400, description = "Bad count", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
     ))]
 pub async fn bulk_create(
     State(state): State<AppState>,
@@ -210,10 +223,12 @@ pub struct BulkDeleteQuery {
 ///
 /// Rooms with a live conference are kept; the garbage collector deletes them after they end.
 #[utoipa::path(delete, path = "/room/bulk", tag = "rooms", params(BulkDeleteQuery),
-    security(("function_key" = [])),
+    security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 202, description = "Deletion started", body = Accepted),
         (status = 400, description = "confirm=true missing", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
+        (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
     ))]
 pub async fn bulk_delete(
     State(state): State<AppState>,

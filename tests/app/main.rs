@@ -2,8 +2,10 @@
 //! queues or Azurite, exactly as `serve` and `dev` wire it (one test binary, one module per area).
 
 mod create;
+mod entra;
 mod event_sink;
 mod gc;
+mod idp;
 mod layout;
 mod openapi;
 mod public;

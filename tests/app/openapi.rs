@@ -31,7 +31,12 @@ fn the_spec_is_openapi_3_1_and_documents_every_route_with_errors_and_security() 
     let spec = spec();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
-    for scheme in ["function_key", "event_sink_basic", "agent_token"] {
+    for scheme in [
+        "function_key",
+        "entra_bearer",
+        "event_sink_basic",
+        "agent_token",
+    ] {
         assert!(schemes.contains_key(scheme), "{scheme}");
     }
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
@@ -49,6 +54,21 @@ fn the_spec_is_openapi_3_1_and_documents_every_route_with_errors_and_security() 
                 responses.keys().any(|k| k.starts_with('2')),
                 "{method} {path}"
             );
+            if path.starts_with("/room") {
+                assert_eq!(
+                    op["security"],
+                    serde_json::json!([{"function_key": [], "entra_bearer": []}]),
+                    "{method} {path} needs the function key and the bearer token"
+                );
+                for status in ["401", "403"] {
+                    assert!(responses.contains_key(status), "{method} {path} {status}");
+                }
+            } else {
+                assert!(
+                    !op["security"].to_string().contains("entra_bearer"),
+                    "{method} {path} is not behind the bearer check"
+                );
+            }
             if path != "/public/health" {
                 assert!(
                     responses.keys().any(|k| k.starts_with('4')),

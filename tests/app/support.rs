@@ -34,6 +34,9 @@ pub struct Options {
     pub grace_secs: u64,
     /// Extra environment pairs (override the defaults above).
     pub env: Vec<(String, String)>,
+    /// Sent as `Authorization: Bearer …` on every request of [`TestApp::http`] that sets no
+    /// `Authorization` of its own (for apps with in-app auth on).
+    pub bearer: Option<String>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             ready_delay_secs: 0,
             grace_secs: 0,
             env: Vec::new(),
+            bearer: None,
         }
     }
 }
@@ -136,9 +140,19 @@ impl TestApp {
             .await
             .unwrap();
         });
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &options.bearer {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            );
+        }
         Self {
             url,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
             sim,
             rooms,
             shutdown: Some(tx),
