@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::filters::{self, FilterKind, ListSpec};
 use super::state::Shared;
-use super::store::{ALIAS_PATH, CONFERENCE_PATH};
+use super::store::{ALIAS_PATH, CONFERENCE_PATH, Store};
 use super::validation::{self, FieldErrors, Mode};
 
 /// `conference` fields that can be filtered and ordered on (the v40 schema's `filtering`,
@@ -147,11 +147,15 @@ pub(crate) async fn list_conferences(
     };
     let objects: Vec<Value> = {
         let store = state.store();
+        let aliases = store.aliases_by_conference();
         store
             .conferences
             .values()
             .filter(|c| query.may_match(&c.fields, CONFERENCE_DERIVED_FIELDS))
-            .map(|c| store.conference_json(c))
+            .map(|c| {
+                let own = aliases.get(&c.id).map_or(&[][..], Vec::as_slice);
+                Store::conference_json_with(c, own)
+            })
             .collect()
     };
     Json(filters::envelope(objects, &query, &spec)).into_response()

@@ -122,13 +122,35 @@ impl Store {
 
     /// The full `conference` JSON: every field, nested aliases, `resource_uri`.
     pub(crate) fn conference_json(&self, record: &ConferenceRecord) -> Value {
+        let aliases: Vec<&AliasRecord> = self.aliases_of(record.id).collect();
+        Self::conference_json_with(record, &aliases)
+    }
+
+    /// Every room's aliases, grouped once: listing N rooms with `aliases_of` per room would
+    /// scan every alias N times.
+    pub(crate) fn aliases_by_conference(
+        &self,
+    ) -> std::collections::HashMap<u64, Vec<&AliasRecord>> {
+        let mut by_room: std::collections::HashMap<u64, Vec<&AliasRecord>> =
+            std::collections::HashMap::new();
+        for alias in self.aliases.values() {
+            by_room.entry(alias.conference).or_default().push(alias);
+        }
+        by_room
+    }
+
+    /// A room's JSON given its aliases (in alias id order).
+    pub(crate) fn conference_json_with(
+        record: &ConferenceRecord,
+        aliases: &[&AliasRecord],
+    ) -> Value {
         let mut object = record.fields.clone();
         object.insert("id".into(), json!(record.id));
         object.insert("resource_uri".into(), json!(record.uri()));
         object.insert("creation_time".into(), json!(record.creation_time));
         object.insert(
             "aliases".into(),
-            Value::Array(self.aliases_of(record.id).map(AliasRecord::json).collect()),
+            Value::Array(aliases.iter().map(|a| a.json()).collect()),
         );
         object.insert("scheduled_conferences".into(), json!([]));
         object.insert("scheduled_conferences_count".into(), json!(0));
