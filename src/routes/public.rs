@@ -6,7 +6,7 @@ use aws_lc_rs::digest;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
@@ -15,7 +15,6 @@ use super::dto::{ConstrainedConference, EventAck, Health};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBytes, ApiPath, ApiQuery};
 use super::rooms::room_name;
-use crate::config::EventSinkSettings;
 use crate::domain::parse_event_sink_body;
 
 /// Read a room, host PIN included, for a contact-centre agent.
@@ -68,7 +67,11 @@ pub async fn event_sink(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
-    check_basic(&headers, &state.event_sink)?;
+    check_basic(
+        &headers,
+        &state.event_sink.username,
+        &state.event_sink_password.current(),
+    )?;
     let events = parse_event_sink_body(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
@@ -79,9 +82,13 @@ pub async fn event_sink(
     }))
 }
 
-/// Compare the request's Basic credentials with the configured ones in constant time
+/// Compare the request's Basic credentials with the expected ones in constant time
 /// (digests first, so neither content nor length leaks through timing).
-fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), ApiError> {
+fn check_basic(
+    headers: &HeaderMap,
+    username: &str,
+    password: &SecretString,
+) -> Result<(), ApiError> {
     const CHALLENGE: &str = "Basic realm=\"event_sink\", charset=\"UTF-8\"";
     let given = headers
         .get(header::AUTHORIZATION)
@@ -102,11 +109,7 @@ fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), 
                 CHALLENGE,
             )
         })?;
-    let want = format!(
-        "{}:{}",
-        expected.username,
-        expected.password.expose_secret()
-    );
+    let want = format!("{username}:{}", password.expose_secret());
     let a = digest::digest(&digest::SHA256, &given);
     let b = digest::digest(&digest::SHA256, want.as_bytes());
     if bool::from(a.as_ref().ct_eq(b.as_ref())) {
