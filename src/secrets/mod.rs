@@ -77,6 +77,19 @@ impl Secret {
         }
     }
 
+    /// A secret whose value the returned sender changes (unit tests of its users).
+    #[cfg(test)]
+    pub(crate) fn for_test(source: &str, value: &str) -> (watch::Sender<SecretString>, Self) {
+        let (sender, value) = watch::channel(SecretString::from(value.to_owned()));
+        (
+            sender,
+            Self {
+                source: Arc::from(source),
+                value,
+            },
+        )
+    }
+
     /// Wait for the next change and return the new value (marking it taken); `None` when it
     /// can no longer change (a fixed value, or the store's refresher has stopped).
     pub async fn changed(&mut self) -> Option<SecretString> {
