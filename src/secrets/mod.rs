@@ -20,7 +20,6 @@
 mod vault;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::watch;
@@ -198,7 +197,16 @@ impl SecretStore {
             ));
             senders.push((secret.clone(), sender));
         }
-        tokio::spawn(refresh(client, senders, settings.refresh_interval));
+        // The schedule starts now, not when the task is first polled, so "one interval after
+        // the first read" holds however busy the runtime is.
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + settings.refresh_interval,
+            settings.refresh_interval,
+        );
+        // After a slow round (a vault retrying), wait a full interval again rather than
+        // catching up with a burst of reads.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::spawn(refresh(client, senders, ticks));
         Ok(Self { secrets })
     }
 
@@ -223,15 +231,15 @@ impl SecretStore {
     }
 }
 
-/// Read every secret again every `interval` until no handle is left. A changed value is
+/// Read every secret again on every tick until no handle is left. A changed value is
 /// published; a failed read keeps the last good value and says so.
 async fn refresh(
     client: VaultClient,
     senders: Vec<(VaultSecret, watch::Sender<SecretString>)>,
-    interval: Duration,
+    mut ticks: tokio::time::Interval,
 ) {
     loop {
-        tokio::time::sleep(interval).await;
+        ticks.tick().await;
         if senders.iter().all(|(_, sender)| sender.is_closed()) {
             tracing::debug!("no secret handle left; Key Vault refresh stops");
             return;
