@@ -13,6 +13,8 @@
 //!   pagination, a prioritised concurrency cap, typed errors).
 //! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
 //!   Key or managed identity) or in memory with the same semantics.
+//! - [`secrets`]: the Pexip key and passwords, from Key Vault through the managed identity
+//!   (read at start, refreshed on an interval) or from the environment; never logged.
 //! - [`domain`]: validated types (UUI data → tag URL, room names, PINs, event-sink bodies).
 //! - [`rooms`]: the service layer — allocation, replenishment, deletion (GC), reconciliation
 //!   and metrics — as plain async functions over the Pexip client and the queues.
@@ -37,6 +39,7 @@ pub mod pexip;
 pub mod queue;
 pub mod rooms;
 pub mod routes;
+pub mod secrets;
 pub mod sim;
 pub mod telemetry;
 pub mod testkit;

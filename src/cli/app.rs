@@ -1,5 +1,5 @@
-//! Composition shared by `serve` and `dev`: settings → clients → service → router, and the
-//! HTTP server with graceful shutdown.
+//! Composition shared by `serve` and `dev`: settings (with secrets from Key Vault or the
+//! environment) → clients → service → router, and the HTTP server with graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, PexipSettings,
-    RoomSettings, StorageSettings,
+    AuthSettings, ConfigError, EVENT_SINK_PASSWORD, Env, EventSinkSettings, GenesysSettings,
+    KeyVaultSettings, PEXIP_PASSWORD, PEXIP_PRIVATE_KEY, PexipAuth, PexipSettings, RoomSettings,
+    StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
@@ -17,6 +18,7 @@ use crate::pexip::PexipClient;
 use crate::queue::QueueService;
 use crate::rooms::RoomService;
 use crate::routes::{AppState, build_router};
+use crate::secrets::{Secret, SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -30,11 +32,15 @@ pub struct AppSettings {
     pub genesys: GenesysSettings,
     /// In-app Entra ID check of `/room*`; `None` when `AUTH_JWKS_URL` is unset.
     pub auth: Option<AuthSettings>,
+    /// The live Key Vault secrets when `KEY_VAULT_URL` is set (see [`AppSettings::load`]).
+    /// `None`: the secrets inside the settings above are the environment's and never change.
+    pub key_vault: Option<SecretStore>,
 }
 
 impl AppSettings {
-    /// Read all settings; `storage` is the fallback when `AzureWebJobsStorage*` is unset
-    /// (`dev` passes in-memory; `serve` passes `None` and so requires a setting).
+    /// Read all settings, secrets from the environment (`KEY_VAULT_URL` is not consulted:
+    /// `dev` and tests use this). `storage` is the fallback when `AzureWebJobsStorage*` is
+    /// unset (`dev` passes in-memory; `serve` passes `None` and so requires a setting).
     pub fn from_env(
         env: &Env,
         storage_fallback: Option<StorageSettings>,
@@ -50,7 +56,46 @@ impl AppSettings {
             event_sink: EventSinkSettings::from_env(env)?,
             genesys: GenesysSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
+            key_vault: None,
         })
+    }
+
+    /// What `serve` runs: [`Self::from_env`], except that with `KEY_VAULT_URL` set the secrets
+    /// are first read from Key Vault (a failure is an error naming the vault and the secret)
+    /// and stand in for their settings, then stay current in [`Self::key_vault`]. `vault`
+    /// is [`VaultOptions::default`] in production.
+    ///
+    /// Errors are a [`ConfigError`] or a [`crate::secrets::SecretsError`] (both make the
+    /// process exit with status 2).
+    pub async fn load(
+        env: &Env,
+        storage_fallback: Option<StorageSettings>,
+        vault: VaultOptions,
+    ) -> anyhow::Result<Self> {
+        let Some(key_vault) = KeyVaultSettings::from_env(env)? else {
+            return Ok(Self::from_env(env, storage_fallback)?);
+        };
+        let store = SecretStore::open_with(&key_vault, vault).await?;
+        let mut settings = Self::from_env(&store.overlay(env), storage_fallback)?;
+        settings.key_vault = Some(store);
+        Ok(settings)
+    }
+
+    /// The Pexip key (OAuth2) or password (Basic) and the event sink's password: live handles
+    /// from Key Vault, or the settings' own values, fixed.
+    fn secrets(&self) -> (Secret, Secret) {
+        let live_or_fixed = |setting: &str, value: &secrecy::SecretString| {
+            self.key_vault
+                .as_ref()
+                .and_then(|store| store.secret(setting))
+                .unwrap_or_else(|| Secret::fixed(setting, value.clone()))
+        };
+        let pexip = match &self.pexip.auth {
+            PexipAuth::OAuth2 { private_key, .. } => live_or_fixed(PEXIP_PRIVATE_KEY, private_key),
+            PexipAuth::Basic { password, .. } => live_or_fixed(PEXIP_PASSWORD, password),
+        };
+        let event_sink = live_or_fixed(EVENT_SINK_PASSWORD, &self.event_sink.password);
+        (pexip, event_sink)
     }
 }
 
@@ -63,7 +108,9 @@ pub struct App {
 impl App {
     /// Build clients and the service. No network I/O beyond what the constructors need.
     pub fn build(settings: AppSettings, queues: QueueService) -> anyhow::Result<Self> {
-        let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
+        let (pexip_secret, event_sink_password) = settings.secrets();
+        let pexip =
+            PexipClient::with_secret(&settings.pexip, pexip_secret).context("Pexip client")?;
         let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
@@ -73,6 +120,7 @@ impl App {
             rooms: rooms.clone(),
             event_sink: Arc::new(settings.event_sink),
             entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
+            event_sink_password,
             agents: AgentAuth::new(settings.genesys, http),
         };
         Ok(Self { state, rooms })

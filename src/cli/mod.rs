@@ -1,7 +1,8 @@
 //! The command line: one binary, `pexip-sdk`, with a subcommand per composition root.
 //!
 //! Errors reach the operator as one line (`error: <what>`), never as a panic or a stack of
-//! wrapped errors; the process exits with status 2 for bad configuration and 1 otherwise.
+//! wrapped errors; the process exits with status 2 for bad configuration (including a secret
+//! Key Vault cannot give at start) and 1 otherwise.
 
 use std::process::ExitCode;
 
@@ -53,7 +54,11 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<crate::config::ConfigError>().is_some() {
+            // A secret the vault cannot give at start is, to the operator, configuration too:
+            // the process cannot start until someone fixes the vault, the identity or a name.
+            let code = if e.downcast_ref::<crate::config::ConfigError>().is_some()
+                || e.downcast_ref::<crate::secrets::SecretsError>().is_some()
+            {
                 2
             } else {
                 1

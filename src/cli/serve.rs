@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use super::app::{App, AppSettings, bind, shutdown_signal};
 use crate::config::{ConfigError, Env, StorageSettings};
 use crate::queue::QueueService;
+use crate::secrets::VaultOptions;
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
@@ -14,7 +15,9 @@ pub struct ServeArgs {
     pub port: Option<u16>,
 }
 
-/// Read settings (failing fast with the variable's name), then serve until SIGTERM.
+/// Read settings (failing fast with the variable's name) and the secrets (from Key Vault when
+/// `KEY_VAULT_URL` is set, failing fast with the vault's and the secret's names), then serve
+/// until SIGTERM.
 pub async fn run(args: ServeArgs, env: &Env) -> anyhow::Result<()> {
     let port = match args.port {
         Some(p) => p,
@@ -23,7 +26,9 @@ pub async fn run(args: ServeArgs, env: &Env) -> anyhow::Result<()> {
             .parse()
             .map_err(|e| ConfigError::invalid("FUNCTIONS_CUSTOMHANDLER_PORT", e))?,
     };
-    let settings = AppSettings::from_env(env, None)?;
+    // Key Vault (when configured) is read before anything listens: without its credentials
+    // the service cannot work, and a clear exit beats a handler that answers errors.
+    let settings = AppSettings::load(env, None, VaultOptions::default()).await?;
     if matches!(settings.storage, StorageSettings::InMemory) {
         return Err(ConfigError::invalid(
             "AzureWebJobsStorage",

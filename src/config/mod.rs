@@ -6,6 +6,7 @@ mod auth;
 mod env;
 mod pexip;
 mod rooms;
+mod secrets;
 mod storage;
 mod telemetry;
 
@@ -17,6 +18,11 @@ pub use auth::{
 pub use env::{ConfigError, Env};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
 pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};
+pub use secrets::{
+    DEFAULT_REFRESH_SECONDS, EVENT_SINK_PASSWORD, KEY_VAULT_CLIENT_ID, KEY_VAULT_REFRESH_SECONDS,
+    KEY_VAULT_URL, KV_SECRET_EVENT_SINK_PASSWORD, KV_SECRET_PEXIP_PASSWORD,
+    KV_SECRET_PEXIP_PRIVATE_KEY, KeyVaultSettings, PEXIP_PASSWORD, PEXIP_PRIVATE_KEY, VaultSecret,
+};
 pub use storage::{
     DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_QUEUE_ENDPOINT, STORAGE_ACCOUNT_NAME, STORAGE_CLIENT_ID,
     STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,

@@ -2,8 +2,9 @@
 //! authenticate (OAuth2 client assertion or HTTP Basic), and how hard to push it.
 //!
 //! The private key is kept as an opaque secret here; [`crate::pexip::PexipClient::new`] parses
-//! it, so a later secrets module (Key Vault) can supply the same value without going through
-//! the environment.
+//! it, so its errors come from one place. With Key Vault, the value read from the vault stands
+//! in for `PEXIP_PRIVATE_KEY` (see [`crate::secrets::SecretStore::overlay`]) and the client
+//! follows rotations through a [`crate::secrets::Secret`] handle.
 
 use std::time::Duration;
 

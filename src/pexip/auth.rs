@@ -7,6 +7,14 @@
 //! `/api/admin` forces one renewal, also single flight: a token is identified by a generation
 //! number, and a caller whose token was already replaced by someone else's renewal just uses
 //! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause time.
+//!
+//! The private key and the Basic password are [`Secret`] handles, read when needed: a key
+//! rotated in Key Vault signs the next token request, a rotated password goes out with the
+//! next request. A rotated key that does not parse is refused with a warning and the previous
+//! key keeps signing (the secret store already keeps the last value the vault gave; this
+//! guards against a value that is readable but not a key). A token already issued stays in use
+//! until it is due for renewal or refused: Pexip does not revoke tokens when a client's key
+//! changes, and a refusal (401) forces a renewal with the current key anyway.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +30,7 @@ use tokio::time::Instant;
 use super::PexipError;
 use super::key::SigningKey;
 use super::stats::Counters;
+use crate::secrets::Secret;
 
 /// Lifetime of a client assertion (`exp - iat`). Short: it is used once, right away.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -35,8 +44,8 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 
 /// How requests to `/api/admin` authenticate.
 pub(crate) enum Auth {
-    /// A fixed `Authorization: Basic ..` header.
-    Basic(HeaderValue),
+    /// `Authorization: Basic ..` from the account name and the current password.
+    Basic { username: String, password: Secret },
     /// Cached OAuth2 bearer tokens.
     OAuth2(Box<OAuth2>),
 }
@@ -50,32 +59,54 @@ pub(crate) struct Credential {
 }
 
 impl Auth {
-    pub fn basic(username: &str, password: &SecretString) -> Result<Self, PexipError> {
-        let encoded = base64::engine::general_purpose::STANDARD
-            .encode(format!("{username}:{}", password.expose_secret()));
-        let mut header = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
-            PexipError::Config("the Basic credentials are not a valid header".into())
-        })?;
-        header.set_sensitive(true);
-        Ok(Auth::Basic(header))
+    /// Basic auth with the password `password` holds at each request. The current one is
+    /// checked now, so bad credentials fail at start.
+    pub fn basic(username: &str, password: Secret) -> Result<Self, PexipError> {
+        basic_header(username, &password.current())?;
+        Ok(Auth::Basic {
+            username: username.to_owned(),
+            password,
+        })
     }
 
-    pub fn oauth2(client_id: &str, key: &SigningKey, token_url: String) -> Self {
-        Auth::OAuth2(Box::new(OAuth2 {
+    /// OAuth2 with the key `key` holds. The current key is parsed now, so a bad key fails at
+    /// start; the error names where the key came from.
+    pub fn oauth2(client_id: &str, mut key: Secret, token_url: String) -> Result<Self, PexipError> {
+        let current = key.take_changed().unwrap_or_else(|| key.current());
+        let parsed = SigningKey::parse(current.expose_secret())
+            .map_err(|e| PexipError::Config(format!("{}: {e}", key.source())))?;
+        Ok(Auth::OAuth2(Box::new(OAuth2 {
             client_id: client_id.to_owned(),
-            key: key.encoding_key(),
+            signer: Mutex::new(Signer {
+                key: parsed.encoding_key(),
+                secret: key,
+            }),
             token_url,
             cache: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             generations: AtomicU64::new(0),
-        }))
+        })))
     }
+}
+
+/// `Basic base64(username:password)`, marked sensitive so it never shows in debug output.
+pub(crate) fn basic_header(
+    username: &str,
+    password: &SecretString,
+) -> Result<HeaderValue, PexipError> {
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{username}:{}", password.expose_secret()));
+    let mut header = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| PexipError::Config("the Basic credentials are not a valid header".into()))?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// The OAuth2 client and its token cache.
 pub(crate) struct OAuth2 {
     client_id: String,
-    key: EncodingKey,
+    /// The key assertions are signed with, and where rotated keys come from.
+    signer: Mutex<Signer>,
     /// The exact token URL, which is also the assertion's `aud`.
     token_url: String,
     cache: Mutex<Option<CachedToken>>,
@@ -83,6 +114,12 @@ pub(crate) struct OAuth2 {
     refresh: tokio::sync::Mutex<()>,
     /// Tokens issued so far; each new token's generation is the next value.
     generations: AtomicU64,
+}
+
+/// The parsed signing key and the secret it was parsed from.
+struct Signer {
+    key: EncodingKey,
+    secret: Secret,
 }
 
 #[derive(Clone)]
@@ -283,8 +320,33 @@ impl OAuth2 {
             exp: iat + ASSERTION_LIFETIME.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
+        let mut signer = self.signer.lock().unwrap_or_else(|p| p.into_inner());
+        signer.pick_up_rotation();
         // Header::new sets typ "JWT"; no kid (Pexip issues one key per client).
-        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.key)
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &signer.key)
             .map_err(|e| PexipError::Config(format!("cannot sign the client assertion: {e}")))
+    }
+}
+
+impl Signer {
+    /// Switch to the secret's new key if it changed and parses; otherwise keep the old one.
+    fn pick_up_rotation(&mut self) {
+        let Some(rotated) = self.secret.take_changed() else {
+            return;
+        };
+        match SigningKey::parse(rotated.expose_secret()) {
+            Ok(key) => {
+                self.key = key.encoding_key();
+                tracing::info!(
+                    secret.source = self.secret.source(),
+                    "pexip private key rotated; signing with the new key"
+                );
+            }
+            Err(e) => tracing::warn!(
+                secret.source = self.secret.source(),
+                error = %e,
+                "the rotated pexip private key is unusable; still signing with the previous key"
+            ),
+        }
     }
 }

@@ -42,6 +42,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::config::{PexipAuth, PexipSettings};
+use crate::secrets::Secret;
 
 use self::auth::{Auth, Credential};
 pub use self::error::{ErrorClass, PexipError};
@@ -96,20 +97,29 @@ impl std::fmt::Debug for PexipClient {
 }
 
 impl PexipClient {
-    /// Build a client. Parses the private key up front, so a bad key fails at start, not at
-    /// the first request.
+    /// Build a client with the credentials in `settings`, which never change. Parses the
+    /// private key up front, so a bad key fails at start, not at the first request.
     pub fn new(settings: &PexipSettings) -> Result<Self, PexipError> {
+        let secret = match &settings.auth {
+            PexipAuth::OAuth2 { private_key, .. } => {
+                Secret::fixed("PEXIP_PRIVATE_KEY", private_key.clone())
+            }
+            PexipAuth::Basic { password, .. } => Secret::fixed("PEXIP_PASSWORD", password.clone()),
+        };
+        Self::with_secret(settings, secret)
+    }
+
+    /// Like [`Self::new`], but the private key (OAuth2) or the password (Basic) is read from
+    /// `secret` whenever it is needed, so a rotated value (Key Vault) is used without a
+    /// restart: a new key for the next token request, a new password for the next request.
+    /// The key or password inside `settings` is not used.
+    pub fn with_secret(settings: &PexipSettings, secret: Secret) -> Result<Self, PexipError> {
         let base = settings.base_url.as_str().trim_end_matches('/').to_owned();
         let auth = match &settings.auth {
-            PexipAuth::OAuth2 {
-                client_id,
-                private_key,
-            } => {
-                let key = SigningKey::parse(secrecy::ExposeSecret::expose_secret(private_key))
-                    .map_err(|e| PexipError::Config(format!("PEXIP_PRIVATE_KEY: {e}")))?;
-                Auth::oauth2(client_id, &key, format!("{base}{}", paths::TOKEN_PATH))
+            PexipAuth::OAuth2 { client_id, .. } => {
+                Auth::oauth2(client_id, secret, format!("{base}{}", paths::TOKEN_PATH))?
             }
-            PexipAuth::Basic { username, password } => Auth::basic(username, password)?,
+            PexipAuth::Basic { username, .. } => Auth::basic(username, secret)?,
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -538,8 +548,8 @@ impl PexipClient {
     /// anyway, and a slot must not sit idle while its holder waits for someone's renewal.
     async fn credential(&self) -> Result<Credential, PexipError> {
         match &self.inner.auth {
-            Auth::Basic(header) => Ok(Credential {
-                header: header.clone(),
+            Auth::Basic { username, password } => Ok(Credential {
+                header: auth::basic_header(username, &password.current())?,
                 generation: None,
             }),
             Auth::OAuth2(oauth) => {
@@ -565,7 +575,7 @@ impl PexipClient {
         // token rather than collect a 401 for the old one.
         let credential = match &self.inner.auth {
             Auth::OAuth2(oauth) => oauth.newer_than(&credential).unwrap_or(credential),
-            Auth::Basic(_) => credential,
+            Auth::Basic { .. } => credential,
         };
         let mut builder = self
             .inner

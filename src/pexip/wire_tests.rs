@@ -418,3 +418,133 @@ fn basic_client(base: &str) -> PexipClient {
     ))
     .unwrap()
 }
+
+/// Whether `assertion` carries a valid ES256 signature by `key`.
+fn signed_by(assertion: &str, key: &SigningKey) -> bool {
+    let point = key.public_key();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        &b64.encode(&point[1..33]),
+        &b64.encode(&point[33..65]),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation).is_ok()
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_the_next_token_request_and_an_unusable_one_is_ignored() {
+    // Tokens are numbered; a token listed in `revoked` is refused by /api/admin, which makes
+    // the client ask for a new one.
+    let issued = Arc::new(Mutex::new(0u32));
+    let revoked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (base, seen) = stub({
+        let (issued, revoked) = (issued.clone(), revoked.clone());
+        move |req| {
+            if req.uri.starts_with("/oauth/token/") {
+                let mut n = issued.lock().unwrap();
+                *n += 1;
+                return json(
+                    StatusCode::OK,
+                    serde_json::json!({"access_token": format!("tok-{n}"), "expires_in": 3600}),
+                );
+            }
+            let bearer = req.headers["authorization"].to_str().unwrap();
+            if revoked.lock().unwrap().iter().any(|t| bearer.ends_with(t)) {
+                StatusCode::UNAUTHORIZED.into_response()
+            } else {
+                empty_list()
+            }
+        }
+    })
+    .await;
+    let assertions = |seen: &Arc<Mutex<Vec<Seen>>>| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.uri == "/oauth/token/")
+            .map(|s| {
+                url::form_urlencoded::parse(&s.body)
+                    .find(|(k, _)| k == "client_assertion")
+                    .unwrap()
+                    .1
+                    .into_owned()
+            })
+            .collect()
+    };
+    let (old_pem, new_pem) = (new_key_pem(), new_key_pem());
+    let (old_key, new_key) = (
+        SigningKey::parse(&old_pem).unwrap(),
+        SigningKey::parse(&new_pem).unwrap(),
+    );
+    let (rotate, secret) = crate::secrets::Secret::for_test("Key Vault secret k", &old_pem);
+    let client = PexipClient::with_secret(
+        &settings(
+            &base,
+            PexipAuth::OAuth2 {
+                client_id: "c".into(),
+                // Not used: the secret supplies the key.
+                private_key: SecretString::from("unused".to_owned()),
+            },
+        ),
+        secret,
+    )
+    .unwrap();
+    client.list_conferences(&[]).await.unwrap();
+
+    // Rotation alone does not throw away a good token...
+    rotate.send_replace(SecretString::from(
+        base64::engine::general_purpose::STANDARD.encode(&new_pem),
+    ));
+    client.list_conferences(&[]).await.unwrap();
+    assert_eq!(assertions(&seen).len(), 1);
+    // ...but the next token request is signed with the new key (given as base64 of PEM).
+    revoked.lock().unwrap().push("tok-1".into());
+    client.list_conferences(&[]).await.unwrap();
+    let signed = assertions(&seen);
+    assert_eq!(signed.len(), 2);
+    assert!(signed_by(&signed[0], &old_key) && !signed_by(&signed[0], &new_key));
+    assert!(signed_by(&signed[1], &new_key) && !signed_by(&signed[1], &old_key));
+
+    // A value that is not a key is refused; the last good key keeps signing.
+    rotate.send_replace(SecretString::from("not a key".to_owned()));
+    revoked.lock().unwrap().push("tok-2".into());
+    client.list_conferences(&[]).await.unwrap();
+    let signed = assertions(&seen);
+    assert_eq!(signed.len(), 3);
+    assert!(signed_by(&signed[2], &new_key));
+}
+
+#[tokio::test]
+async fn a_rotated_basic_password_goes_out_with_the_next_request() {
+    let (base, seen) = stub(|_| empty_list()).await;
+    let (rotate, secret) = crate::secrets::Secret::for_test("Key Vault secret p", "first");
+    let client = PexipClient::with_secret(
+        &settings(
+            &base,
+            PexipAuth::Basic {
+                username: "admin".into(),
+                password: SecretString::from("unused".to_owned()),
+            },
+        ),
+        secret,
+    )
+    .unwrap();
+    client.list_conferences(&[]).await.unwrap();
+    rotate.send_replace(SecretString::from("second".to_owned()));
+    client.list_conferences(&[]).await.unwrap();
+    let sent: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    let basic = |pw: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"))
+        )
+    };
+    assert_eq!(sent, [basic("first"), basic("second")]);
+}

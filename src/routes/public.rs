@@ -6,7 +6,7 @@ use aws_lc_rs::digest;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
@@ -78,7 +78,11 @@ pub async fn event_sink(
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
     check_source(&headers, &state.event_sink)?;
-    check_basic(&headers, &state.event_sink)?;
+    check_basic(
+        &headers,
+        &state.event_sink.username,
+        &state.event_sink_password.current(),
+    )?;
     let events = parse_event_sink_body(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
@@ -112,9 +116,13 @@ fn check_source(headers: &HeaderMap, settings: &EventSinkSettings) -> Result<(),
     })
 }
 
-/// Compare the request's Basic credentials with the configured ones in constant time
+/// Compare the request's Basic credentials with the expected ones in constant time
 /// (digests first, so neither content nor length leaks through timing).
-fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), ApiError> {
+fn check_basic(
+    headers: &HeaderMap,
+    username: &str,
+    password: &SecretString,
+) -> Result<(), ApiError> {
     const CHALLENGE: &str = "Basic realm=\"event_sink\", charset=\"UTF-8\"";
     let given = headers
         .get(header::AUTHORIZATION)
@@ -135,11 +143,7 @@ fn check_basic(headers: &HeaderMap, expected: &EventSinkSettings) -> Result<(), 
                 CHALLENGE,
             )
         })?;
-    let want = format!(
-        "{}:{}",
-        expected.username,
-        expected.password.expose_secret()
-    );
+    let want = format!("{username}:{}", password.expose_secret());
     let a = digest::digest(&digest::SHA256, &given);
     let b = digest::digest(&digest::SHA256, want.as_bytes());
     if bool::from(a.as_ref().ct_eq(b.as_ref())) {
