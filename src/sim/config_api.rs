@@ -135,14 +135,9 @@ pub(crate) async fn list_conferences(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects: Vec<Value> = {
-        let store = state.store();
-        store
-            .conferences
-            .values()
-            .map(|c| store.conference_json(c))
-            .collect()
-    };
+    let objects = state
+        .store()
+        .conferences_json_where(|c| query.matches_by(|field| c.field_value(field)));
     Json(filters::envelope(objects, &query, &spec)).into_response()
 }
 

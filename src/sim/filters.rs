@@ -248,9 +248,22 @@ pub(crate) fn parse_datetime(value: &str) -> Option<PrimitiveDateTime> {
         })
 }
 
+impl ListQuery {
+    /// Whether an object whose top-level fields `field` gives passes every filter (lets a
+    /// store test records before building their JSON).
+    pub(crate) fn matches_by(&self, field: impl Fn(&str) -> Value) -> bool {
+        self.filters
+            .iter()
+            .all(|f| f.matches_value(&field(&f.field)))
+    }
+}
+
 impl Filter {
     fn matches(&self, object: &Value) -> bool {
-        let value = object.get(&self.field).unwrap_or(&Value::Null);
+        self.matches_value(object.get(&self.field).unwrap_or(&Value::Null))
+    }
+
+    fn matches_value(&self, value: &Value) -> bool {
         match (&self.lookup, &self.operand) {
             (Lookup::IsNull, Operand::Bool(wanted)) => value.is_null() == *wanted,
             (Lookup::In, Operand::List(items)) => items

@@ -66,6 +66,7 @@ impl SimState {
     /// Every room, in id order, as the control API shows it.
     pub(crate) fn rooms(&self) -> Vec<SimRoom> {
         let store = self.store();
+        let aliases = store.aliases_by_conference();
         store
             .conferences
             .values()
@@ -73,7 +74,10 @@ impl SimState {
                 id: room.id,
                 name: room.text("name").to_owned(),
                 tag: room.text("tag").to_owned(),
-                aliases: store.aliases_of(room.id).map(|a| a.alias.clone()).collect(),
+                aliases: aliases
+                    .get(&room.id)
+                    .map(|list| list.iter().map(|a| a.alias.clone()).collect())
+                    .unwrap_or_default(),
                 pin: room.text("pin").to_owned(),
                 guest_pin: room.text("guest_pin").to_owned(),
                 dialable: self.is_dialable(room),

@@ -4,7 +4,7 @@
 //! One `Store` sits behind one mutex, so a validated write and its uniqueness checks are
 //! atomic: a create with a conflicting alias creates nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -38,6 +38,18 @@ impl ConferenceRecord {
 
     pub(crate) fn uri(&self) -> String {
         format!("{CONFERENCE_PATH}{}/", self.id)
+    }
+
+    /// The value of one top-level field of the room's JSON, for list filters (`Null` when
+    /// absent). Relations (`aliases`) are not filterable and not served here.
+    pub(crate) fn field_value(&self, field: &str) -> Value {
+        match field {
+            "id" => json!(self.id),
+            "creation_time" => json!(self.creation_time),
+            "resource_uri" => json!(self.uri()),
+            "scheduled_conferences_count" => json!(0),
+            other => self.fields.get(other).cloned().unwrap_or(Value::Null),
+        }
     }
 }
 
@@ -122,17 +134,37 @@ impl Store {
 
     /// The full `conference` JSON: every field, nested aliases, `resource_uri`.
     pub(crate) fn conference_json(&self, record: &ConferenceRecord) -> Value {
-        let mut object = record.fields.clone();
-        object.insert("id".into(), json!(record.id));
-        object.insert("resource_uri".into(), json!(record.uri()));
-        object.insert("creation_time".into(), json!(record.creation_time));
-        object.insert(
-            "aliases".into(),
-            Value::Array(self.aliases_of(record.id).map(AliasRecord::json).collect()),
-        );
-        object.insert("scheduled_conferences".into(), json!([]));
-        object.insert("scheduled_conferences_count".into(), json!(0));
-        Value::Object(object)
+        let aliases: Vec<&AliasRecord> = self.aliases_of(record.id).collect();
+        conference_json_with(record, &aliases)
+    }
+
+    /// The JSON of every room `keep` accepts, in id order. Rooms are chosen before any JSON
+    /// is built, and aliases are grouped in one pass: building every room's JSON with a
+    /// per-room alias scan made each list quadratic in the number of rooms, and a service
+    /// looking a tag up among a few thousand rooms then waited on the simulator.
+    pub(crate) fn conferences_json_where(
+        &self,
+        keep: impl Fn(&ConferenceRecord) -> bool,
+    ) -> Vec<Value> {
+        let chosen: Vec<&ConferenceRecord> =
+            self.conferences.values().filter(|c| keep(c)).collect();
+        if chosen.is_empty() {
+            return Vec::new();
+        }
+        let by_room = self.aliases_by_conference();
+        chosen
+            .into_iter()
+            .map(|c| conference_json_with(c, by_room.get(&c.id).map_or(&[], Vec::as_slice)))
+            .collect()
+    }
+
+    /// Every alias, grouped by the room it belongs to (alias id order within a room).
+    pub(crate) fn aliases_by_conference(&self) -> HashMap<u64, Vec<&AliasRecord>> {
+        let mut by_room: HashMap<u64, Vec<&AliasRecord>> = HashMap::new();
+        for alias in self.aliases.values() {
+            by_room.entry(alias.conference).or_default().push(alias);
+        }
+        by_room
     }
 
     /// Create a room and its aliases (already validated). Returns the new id.
@@ -251,6 +283,21 @@ impl Store {
             record.view_order = write.view_order;
         }
     }
+}
+
+/// The `conference` JSON of `record` with its `aliases`.
+fn conference_json_with(record: &ConferenceRecord, aliases: &[&AliasRecord]) -> Value {
+    let mut object = record.fields.clone();
+    object.insert("id".into(), json!(record.id));
+    object.insert("resource_uri".into(), json!(record.uri()));
+    object.insert("creation_time".into(), json!(record.creation_time));
+    object.insert(
+        "aliases".into(),
+        Value::Array(aliases.iter().map(|a| a.json()).collect()),
+    );
+    object.insert("scheduled_conferences".into(), json!([]));
+    object.insert("scheduled_conferences_count".into(), json!(0));
+    Value::Object(object)
 }
 
 /// The id at the end of a resource URI (`/api/admin/.../conference/42/`), or of a bare id,
