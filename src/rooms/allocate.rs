@@ -6,12 +6,14 @@
 //! reconciler finds. The rejected alternative, PATCH first and delete after, can hand one room
 //! to two callers when the message reappears after a crash.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::stats::Counters;
-use super::{RoomService, RoomsError};
+use super::{Inner, RoomService, RoomsError};
 use crate::domain::VideoCall;
 use crate::pexip::{Conference, PexipError};
 use crate::queue::{PoolMessage, QueueError, ReceivedMessage};
@@ -203,7 +205,7 @@ impl RoomService {
 
     /// Put a claimed room back in the pool. If this fails too the room is leaked, and the
     /// reconciler will find it.
-    async fn requeue(&self, entry: &PoolMessage) {
+    pub(super) async fn requeue(&self, entry: &PoolMessage) {
         if let Err(e) = self.inner.pool.send(&entry.to_text(), Duration::ZERO).await {
             tracing::warn!(room.name = %entry.name, error = %e, "claimed room could not be returned to the pool");
         }
@@ -211,18 +213,29 @@ impl RoomService {
 
     /// Create `count` pool rooms in the background (one per allocation; bulk create).
     pub(super) fn spawn_replenish(&self, count: usize) {
+        // Counted before the task starts, so a top-up that runs first already sees them.
+        let pending = Pending::enter(self, count);
         let service = self.clone();
         self.inner.tasks.spawn(async move {
-            service.create_pool_rooms(count).await;
+            service.create_counted(pending).await;
         });
     }
 
     /// Create `count` rooms and enqueue each with the replication delay, with background
     /// priority. Returns how many made it into the pool.
     pub(super) async fn create_pool_rooms(&self, count: usize) -> usize {
+        self.create_counted(Pending::enter(self, count)).await
+    }
+
+    async fn create_counted(&self, pending: Pending) -> usize {
         use futures::StreamExt as _;
+        let count = pending.count;
         let created = futures::stream::iter(0..count)
-            .map(|_| self.create_pool_room())
+            .map(|_| async {
+                let created = self.create_pool_room().await;
+                pending.done_one();
+                created
+            })
             .buffer_unordered(REFILL_CONCURRENCY)
             .filter(|ok| std::future::ready(*ok))
             .count()
@@ -264,5 +277,47 @@ impl RoomService {
                 false
             }
         }
+    }
+}
+
+/// Pool rooms a refill will create, counted in `pool_creating` from the moment the refill
+/// is decided (not when each creation starts: only a few run at once, and a top-up meanwhile
+/// must not make the waiting ones a second time). Each creation that ends removes one; a
+/// dropped refill removes what is left.
+struct Pending {
+    inner: Arc<Inner>,
+    count: usize,
+    left: AtomicUsize,
+}
+
+impl Pending {
+    fn enter(service: &RoomService, count: usize) -> Self {
+        service
+            .inner
+            .pool_creating
+            .fetch_add(count, Ordering::AcqRel);
+        Self {
+            inner: service.inner.clone(),
+            count,
+            left: AtomicUsize::new(count),
+        }
+    }
+
+    fn done_one(&self) {
+        if self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.inner.pool_creating.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.inner
+            .pool_creating
+            .fetch_sub(*self.left.get_mut(), Ordering::AcqRel);
     }
 }

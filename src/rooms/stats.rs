@@ -12,6 +12,7 @@ pub(super) struct Counters {
     pub pool_empty_fallbacks: AtomicU64,
     pub rooms_replenished: AtomicU64,
     pub replenish_failures: AtomicU64,
+    pub rooms_trimmed: AtomicU64,
     pub rooms_deleted: AtomicU64,
     pub deletions_queued: AtomicU64,
     pub leaks_found: AtomicU64,
@@ -30,6 +31,7 @@ impl Counters {
             pool_empty_fallbacks: get(&self.pool_empty_fallbacks),
             rooms_replenished: get(&self.rooms_replenished),
             replenish_failures: get(&self.replenish_failures),
+            rooms_trimmed: get(&self.rooms_trimmed),
             rooms_deleted: get(&self.rooms_deleted),
             deletions_queued: get(&self.deletions_queued),
             leaks_found: get(&self.leaks_found),
@@ -50,6 +52,8 @@ pub struct ServiceStats {
     pub rooms_replenished: u64,
     /// Pool refills that failed.
     pub replenish_failures: u64,
+    /// Surplus pool rooms removed (and deleted) to bring the pool down to its target.
+    pub rooms_trimmed: u64,
     /// Rooms deleted on Pexip by this process.
     pub rooms_deleted: u64,
     /// `conference_ended` events turned into deletion messages.
@@ -67,6 +71,7 @@ impl ServiceStats {
             pool_empty_fallbacks: self.pool_empty_fallbacks - earlier.pool_empty_fallbacks,
             rooms_replenished: self.rooms_replenished - earlier.rooms_replenished,
             replenish_failures: self.replenish_failures - earlier.replenish_failures,
+            rooms_trimmed: self.rooms_trimmed - earlier.rooms_trimmed,
             rooms_deleted: self.rooms_deleted - earlier.rooms_deleted,
             deletions_queued: self.deletions_queued - earlier.deletions_queued,
             leaks_found: self.leaks_found - earlier.leaks_found,
