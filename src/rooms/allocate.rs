@@ -5,7 +5,13 @@
 //! room can never reach two callers; a crash after the delete leaks a room, which the
 //! reconciler finds. The rejected alternative, PATCH first and delete after, can hand one room
 //! to two callers when the message reappears after a crash.
+//!
+//! Idempotency per video call: a create first looks for a room already tagged for the call.
+//! Two creates for the same call can both miss it; within one process they take turns (the
+//! second then finds the first's room), and across instances each re-reads the tag after
+//! tagging and the lowest id wins (see `settle_duplicates` for what that cannot close).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -56,6 +62,9 @@ impl RoomService {
     /// Give the caller of `call` a room tagged with the call's tag URL.
     pub async fn allocate(&self, call: &VideoCall) -> Result<Allocation, RoomsError> {
         let tag = call.tag(&self.inner.settings.uui.template);
+        // Creates for one video call take turns in this process: the second finds the room
+        // the first tagged instead of taking another one.
+        let _turn = self.inner.tag_turns.take(&tag).await;
         // The tag lookup (idempotency) runs beside the pop so the common path pays no extra
         // round trip.
         let (existing, popped) = tokio::join!(self.find_tagged(&tag), self.pop());
@@ -91,13 +100,10 @@ impl RoomService {
         for _ in 0..MAX_POOL_TRIES {
             let Some(message) = next.take() else { break };
             if let Claim::Won(conference) = self.claim(message, &tag).await? {
-                Counters::add(&self.inner.stats.allocations, 1);
                 self.spawn_replenish(1);
-                tracing::info!(room.name = %conference.name, "room allocated from the pool");
-                return Ok(Allocation {
-                    conference: *conference,
-                    source: AllocationSource::Pool,
-                });
+                return Ok(self
+                    .settle_duplicates(*conference, &tag, AllocationSource::Pool)
+                    .await);
             }
             next = self.pop().await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "pool queue unavailable while retrying");
@@ -108,12 +114,84 @@ impl RoomService {
         Counters::add(&self.inner.stats.pool_empty_fallbacks, 1);
         tracing::warn!("pool empty: creating a room synchronously");
         let conference = self.create_room(&self.inner.pexip, &tag).await?;
-        Counters::add(&self.inner.stats.allocations, 1);
         self.spawn_top_up();
-        Ok(Allocation {
-            conference,
-            source: AllocationSource::Created,
-        })
+        Ok(self
+            .settle_duplicates(conference, &tag, AllocationSource::Created)
+            .await)
+    }
+
+    /// After tagging `ours`: if a create for the same call on another instance tagged a room
+    /// too, both must answer the same one. The rule is "lowest id wins" (what
+    /// [`Self::find_tagged`] answers as well): a loser answers the winner's room and deletes
+    /// its own in the background. The loser's room is never put back in the pool: an
+    /// idempotent create may already have handed it out, so only deleting it is safe.
+    ///
+    /// This closes the race when each side sees the other's tag. It cannot when one side
+    /// checked before the other tagged (Pexip has no compare-and-set, and only a uniqueness
+    /// constraint could serve as a lock); the two calls then keep one room each, and no room
+    /// ever reaches two different calls either way.
+    async fn settle_duplicates(
+        &self,
+        ours: Conference,
+        tag: &str,
+        source: AllocationSource,
+    ) -> Allocation {
+        let winner = match self.find_tagged(tag).await {
+            Ok(winner) => winner,
+            Err(e) => {
+                // The room is tagged and ours; not knowing about a duplicate is no reason to
+                // fail the caller.
+                tracing::warn!(room.name = %ours.name, error = %e, "could not check for a duplicate allocation");
+                None
+            }
+        };
+        match winner {
+            Some(winner) if winner.id < ours.id && winner.tag == tag => {
+                Counters::add(&self.inner.stats.allocations_existing, 1);
+                Counters::add(&self.inner.stats.duplicates_released, 1);
+                tracing::warn!(
+                    room.name = %winner.name,
+                    room.released = %ours.name,
+                    "another instance allocated a room for this video call at the same time; answering its room"
+                );
+                self.spawn_release_duplicate(ours);
+                Allocation {
+                    conference: winner,
+                    source: AllocationSource::Existing,
+                }
+            }
+            _ => {
+                Counters::add(&self.inner.stats.allocations, 1);
+                if source == AllocationSource::Pool {
+                    tracing::info!(room.name = %ours.name, "room allocated from the pool");
+                }
+                Allocation {
+                    conference: ours,
+                    source,
+                }
+            }
+        }
+    }
+
+    /// Delete a room that lost a duplicate allocation, unless a conference runs in it.
+    fn spawn_release_duplicate(&self, room: Conference) {
+        let background = self.inner.pexip.background();
+        self.inner.tasks.spawn(async move {
+            match background.is_live(&room.name).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(room.name = %room.name, "duplicate room is live; kept");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(room.name = %room.name, error = %e, "could not check a duplicate room; kept for the GC");
+                    return;
+                }
+            }
+            if let Err(e) = background.delete_conference(room.id).await {
+                tracing::warn!(room.name = %room.name, error = %e, "could not delete a duplicate room");
+            }
+        });
     }
 
     /// The room already tagged for this call, if any (lowest id wins if several).
@@ -319,5 +397,52 @@ impl Drop for Pending {
         self.inner
             .pool_creating
             .fetch_sub(*self.left.get_mut(), Ordering::AcqRel);
+    }
+}
+
+/// Turns per video call (tag URL) in this process: allocations for the same call run one
+/// after the other. Entries live only while someone holds or awaits a turn.
+#[derive(Default)]
+pub(super) struct TagTurns {
+    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// One allocation's turn; the next waiter for the same tag goes when it drops.
+pub(super) struct Turn<'a> {
+    turns: &'a TagTurns,
+    tag: String,
+    slot: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl TagTurns {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        // Every critical section is a map operation that cannot panic halfway.
+        self.turns
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub(super) async fn take(&self, tag: &str) -> Turn<'_> {
+        let slot = self.map().entry(tag.to_owned()).or_default().clone();
+        let guard = slot.clone().lock_owned().await;
+        Turn {
+            turns: self,
+            tag: tag.to_owned(),
+            slot,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.turns.map();
+        // The map's Arc and ours are the only ones left: nobody waits, so forget the tag.
+        // New waiters clone under the map lock, so this check cannot race with them.
+        if Arc::strong_count(&self.slot) == 2 {
+            map.remove(&self.tag);
+        }
     }
 }

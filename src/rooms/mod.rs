@@ -84,6 +84,8 @@ struct Inner {
     /// A top-up counts them as in the pool: without that, a top-up started while
     /// replenishments are in flight creates their rooms a second time.
     pool_creating: AtomicUsize,
+    /// Allocations for one video call take turns within this process.
+    tag_turns: allocate::TagTurns,
     /// Counters at the previous metrics run, to report "since the last run".
     last_metrics: std::sync::Mutex<Option<metrics::Baseline>>,
 }
@@ -108,6 +110,7 @@ impl RoomService {
                 tasks: TaskTracker::new(),
                 top_up_running: AtomicBool::new(false),
                 pool_creating: AtomicUsize::new(0),
+                tag_turns: allocate::TagTurns::default(),
                 queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
             }),
