@@ -463,6 +463,29 @@ mod launcher {
         );
     }
 
+    #[tokio::test]
+    async fn an_on_disk_azurite_keeps_its_messages_across_a_stop_and_restart() {
+        let mut azurite = Azurite::start_on_disk().unwrap();
+        let queues = QueueService::connect(&azurite.settings()).unwrap();
+        let queue = queues.queue("restart-survivor").unwrap();
+        queue.ensure_exists().await.unwrap();
+        queue.send("kept", Duration::ZERO).await.unwrap();
+        let port = azurite.port();
+
+        azurite.stop();
+        assert!(refuses_connections(port), "stopped");
+        assert!(matches!(
+            queue.approximate_count().await,
+            Err(QueueError::Unavailable(_))
+        ));
+
+        azurite.restart().unwrap();
+        assert_eq!(azurite.port(), port, "same endpoint");
+        let received = queue.receive(1, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].text, "kept");
+    }
+
     #[test]
     fn a_panicking_test_still_stops_azurite() {
         let (tx, rx) = std::sync::mpsc::channel();
