@@ -416,8 +416,50 @@ async fn a_timer_top_up_counts_the_refills_still_in_flight() {
     let metrics = app.invoke_timer("metrics_timer").await;
     let pool = pool_line(&metrics);
     assert_eq!(pool["in_flight"], 2, "{metrics}");
-    assert_eq!(pool["created"], 0, "the refills in flight are not made twice");
+    assert_eq!(
+        pool["created"], 0,
+        "the refills in flight are not made twice"
+    );
     app.rooms.background_idle().await;
     assert_eq!(app.pool_depth().await, 2, "exactly at target");
     assert_eq!(app.sim_room_count(), 4);
+}
+
+/// Keep paused time moving in 1 ms steps while requests are on real sockets (see
+/// tests/pexip_client.rs): otherwise the clock jumps straight to the next timer.
+fn tick() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_run_longer_than_the_request_timeout_completes_and_a_room_request_does_not() {
+    let _tick = tick();
+    let app = TestApp::spawn(Options {
+        env: vec![("PEXIP_REQUEST_TIMEOUT_SECONDS".into(), "300".into())],
+        ..Options::default()
+    })
+    .await;
+    // Pexip takes 70 s to answer the GC's first question (which conferences are live).
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(70_000)
+            .count(1)
+            .path_prefix("/api/admin/status/v1/conference/"),
+    );
+    let started = tokio::time::Instant::now();
+    let gc = gc_report(&app).await;
+    assert!(started.elapsed() >= Duration::from_secs(70));
+    assert_eq!(gc["interrupted"], false, "{gc}");
+
+    // Routes callers use still give up after a minute.
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(70_000)
+            .count(1)
+            .path_prefix("/api/admin/configuration/v1/conference/"),
+    );
+    let slow = app.http.get(app.at("/room")).send().await.unwrap();
+    assert_eq!(slow.status(), 503);
 }
