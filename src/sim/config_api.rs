@@ -135,9 +135,17 @@ pub(crate) async fn list_conferences(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects = state
-        .store()
-        .conferences_json_where(|c| query.matches_by(|field| c.field_value(field)));
+    let objects = {
+        let store = state.store();
+        let candidates = match (query.exact_texts("name"), query.exact_texts("tag")) {
+            (Some(names), _) => Some(store.ids_named(names)),
+            (None, Some(tags)) => Some(store.ids_tagged(tags)),
+            (None, None) => None,
+        };
+        store.conferences_json_where(candidates, |c| {
+            query.matches_by(|field| c.field_value(field))
+        })
+    };
     Json(filters::envelope(objects, &query, &spec)).into_response()
 }
 
@@ -180,7 +188,7 @@ pub(crate) async fn get_conference(
     Path(id): Path<String>,
 ) -> Response {
     let store = state.store();
-    match parse_id(&id).and_then(|id| store.conferences.get(&id)) {
+    match parse_id(&id).and_then(|id| store.conference(id)) {
         Some(record) => Json(store.conference_json(record)).into_response(),
         None => not_found(),
     }
@@ -193,10 +201,7 @@ fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Respon
         Err(message) => return bad_request(message),
     };
     let mut store = state.store();
-    let Some(current) = parse_id(id)
-        .and_then(|id| store.conferences.get(&id))
-        .cloned()
-    else {
+    let Some(current) = parse_id(id).and_then(|id| store.conference(id)).cloned() else {
         return not_found();
     };
     if mode == Mode::Patch && input.contains_key("aliases") {
@@ -318,7 +323,7 @@ pub(crate) async fn list_aliases(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects: Vec<Value> = state.store().aliases.values().map(|a| a.json()).collect();
+    let objects: Vec<Value> = state.store().aliases().map(|a| a.json()).collect();
     Json(filters::envelope(objects, &query, &spec)).into_response()
 }
 
@@ -343,7 +348,7 @@ pub(crate) async fn create_alias(State(state): State<Shared>, body: Bytes) -> Re
 /// `DELETE conference_alias/`: deletes every alias (counted like the conference one).
 pub(crate) async fn delete_all_aliases(State(state): State<Shared>) -> Response {
     state.counters.collection_delete();
-    state.store().aliases.clear();
+    state.store().delete_all_aliases();
     tracing::warn!("DELETE on the conference_alias collection: every alias was deleted");
     StatusCode::NO_CONTENT.into_response()
 }
@@ -351,7 +356,7 @@ pub(crate) async fn delete_all_aliases(State(state): State<Shared>) -> Response 
 /// `GET conference_alias/{id}/`.
 pub(crate) async fn get_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let store = state.store();
-    match parse_id(&id).and_then(|id| store.aliases.get(&id)) {
+    match parse_id(&id).and_then(|id| store.alias(id)) {
         Some(alias) => Json(alias.json()).into_response(),
         None => not_found(),
     }
@@ -368,7 +373,7 @@ pub(crate) async fn patch_alias(
         Err(message) => return bad_request(message),
     };
     let mut store = state.store();
-    let Some(current) = parse_id(&id).and_then(|id| store.aliases.get(&id)).cloned() else {
+    let Some(current) = parse_id(&id).and_then(|id| store.alias(id)).cloned() else {
         return not_found();
     };
     match validation::alias(&store, &input, Some((current.id, current.as_write()))) {
@@ -382,7 +387,7 @@ pub(crate) async fn patch_alias(
 
 /// `DELETE conference_alias/{id}/`.
 pub(crate) async fn delete_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
-    let deleted = parse_id(&id).is_some_and(|id| state.store().aliases.remove(&id).is_some());
+    let deleted = parse_id(&id).is_some_and(|id| state.store().delete_alias(id));
     if deleted {
         StatusCode::NO_CONTENT.into_response()
     } else {

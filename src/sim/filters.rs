@@ -6,6 +6,7 @@
 //! with 400 (Tastypie skips it silently), so a client's typo cannot turn a filtered list into
 //! "every room".
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Value, json};
@@ -251,10 +252,30 @@ pub(crate) fn parse_datetime(value: &str) -> Option<PrimitiveDateTime> {
 impl ListQuery {
     /// Whether an object whose top-level fields `field` gives passes every filter (lets a
     /// store test records before building their JSON).
-    pub(crate) fn matches_by(&self, field: impl Fn(&str) -> Value) -> bool {
+    pub(crate) fn matches_by<'v>(&self, field: impl Fn(&str) -> Cow<'v, Value>) -> bool {
         self.filters
             .iter()
             .all(|f| f.matches_value(&field(&f.field)))
+    }
+
+    /// The texts an exact (`field=v`) or `field__in=a,b` filter on a text field allows, if the
+    /// query has such a filter: a store can find the candidates in an index instead of
+    /// testing every object (the filters still run on what it finds).
+    pub(crate) fn exact_texts(&self, field: &str) -> Option<Vec<&str>> {
+        self.filters
+            .iter()
+            .filter(|f| f.field == field && f.kind == FilterKind::Text)
+            .find_map(|f| match (&f.lookup, &f.operand) {
+                (Lookup::Exact, Operand::Text(t)) => Some(vec![t.as_str()]),
+                (Lookup::In, Operand::List(items)) => items
+                    .iter()
+                    .map(|i| match i {
+                        Operand::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            })
     }
 }
 
@@ -424,6 +445,25 @@ mod tests {
             .iter()
             .map(|o| o["id"].as_i64().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn exact_and_in_text_filters_name_their_index_keys() {
+        let keys = |q: &str| {
+            let query = parse(Some(q), &SPEC).unwrap();
+            query
+                .exact_texts("name")
+                .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        assert_eq!(keys("name=beta"), Some(vec!["beta".to_owned()]));
+        assert_eq!(
+            keys("name__in=a,b&limit=0"),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        // Lookups an index cannot answer leave the store to scan.
+        assert_eq!(keys("name__iexact=BETA"), None);
+        assert_eq!(keys("name__startswith=a"), None);
+        assert_eq!(keys("id=1"), None);
     }
 
     #[test]

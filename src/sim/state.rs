@@ -66,18 +66,13 @@ impl SimState {
     /// Every room, in id order, as the control API shows it.
     pub(crate) fn rooms(&self) -> Vec<SimRoom> {
         let store = self.store();
-        let aliases = store.aliases_by_conference();
         store
-            .conferences
-            .values()
+            .conferences()
             .map(|room| SimRoom {
                 id: room.id,
                 name: room.text("name").to_owned(),
                 tag: room.text("tag").to_owned(),
-                aliases: aliases
-                    .get(&room.id)
-                    .map(|list| list.iter().map(|a| a.alias.clone()).collect())
-                    .unwrap_or_default(),
+                aliases: store.aliases_of(room.id).map(|a| a.alias.clone()).collect(),
                 pin: room.text("pin").to_owned(),
                 guest_pin: room.text("guest_pin").to_owned(),
                 dialable: self.is_dialable(room),
