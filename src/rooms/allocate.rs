@@ -328,17 +328,23 @@ impl RoomService {
 
     async fn create_pool_room(&self) -> bool {
         let background = self.inner.pexip.background();
-        let conference = match self.create_room(&background, "").await {
-            Ok(c) => c,
+        // The pool message needs only the name and the id: no read-back of the new room.
+        let created = match self.new_room("") {
+            Ok(new) => background
+                .create_conference_id(&new)
+                .await
+                .map(|id| (new.name, id))
+                .map_err(RoomsError::from),
+            Err(e) => Err(e),
+        };
+        let (name, id) = match created {
+            Ok(created) => created,
             Err(e) => {
                 tracing::warn!(error = %e, "could not create a pool room");
                 return false;
             }
         };
-        let entry = PoolMessage {
-            name: conference.name.clone(),
-            id: Some(conference.id),
-        };
+        let entry = PoolMessage { name, id: Some(id) };
         // Invisible until Pexip has replicated the room to its Conferencing Nodes.
         match self
             .inner
@@ -348,9 +354,9 @@ impl RoomService {
         {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(room.name = %conference.name, error = %e, "could not enqueue a new pool room; deleting it");
-                if let Err(e) = background.delete_conference(conference.id).await {
-                    tracing::warn!(room.name = %conference.name, error = %e, "could not delete the unpooled room; the reconciler will");
+                tracing::warn!(room.name = %entry.name, error = %e, "could not enqueue a new pool room; deleting it");
+                if let Err(e) = background.delete_conference(id).await {
+                    tracing::warn!(room.name = %entry.name, error = %e, "could not delete the unpooled room; the reconciler will");
                 }
                 false
             }
