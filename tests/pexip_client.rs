@@ -691,3 +691,21 @@ async fn creating_for_an_id_reads_nothing_back_and_still_never_makes_two_rooms()
     );
     assert_eq!(sim.counters().requests_for(CREATE), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn counting_rooms_reads_one_page_of_one() {
+    let _tick = tick();
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(&sim);
+    for name in ["count-a", "count-b", "count-c", "other"] {
+        client.create_conference_id(&room(name)).await.unwrap();
+    }
+    sim.reset_counters();
+    let counted = client
+        .count_conferences(&[("name__startswith", "count-")])
+        .await
+        .unwrap();
+    assert_eq!(counted, 3);
+    assert_eq!(sim.counters().requests_for(LIST), 1);
+    assert_eq!(client.count_conferences(&[]).await.unwrap(), 4);
+}

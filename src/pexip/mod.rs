@@ -332,8 +332,30 @@ impl PexipClient {
     // ---------------------------------------------------------------------------------------
     // Building blocks
 
+    /// How many VMRs match `filter`, from one `limit=1` page's `meta.total_count`: counting
+    /// thousands of rooms needs no list of them.
+    pub async fn count_conferences(&self, filter: &[(&str, &str)]) -> Result<u64, PexipError> {
+        self.total_count_where(Resource::Conference, filter).await
+    }
+
     async fn total_count(&self, resource: Resource) -> Result<u64, PexipError> {
-        let path = format!("{}?limit=1", resource.collection());
+        self.total_count_where(resource, &[]).await
+    }
+
+    async fn total_count_where(
+        &self,
+        resource: Resource,
+        filter: &[(&str, &str)],
+    ) -> Result<u64, PexipError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                filter
+                    .iter()
+                    .filter(|(key, _)| *key != "limit" && *key != "offset"),
+            )
+            .append_pair("limit", "1")
+            .finish();
+        let path = format!("{}?{query}", resource.collection());
         let reply = self.request(Method::GET, &path, None).await?;
         let page: ListPage<serde_json::Value> = self.parse(&reply)?;
         page.meta.total_count.ok_or_else(|| {
