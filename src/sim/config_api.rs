@@ -135,18 +135,32 @@ pub(crate) async fn list_conferences(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects = {
+    let body = {
         let store = state.store();
         let candidates = match (query.exact_texts("name"), query.exact_texts("tag")) {
             (Some(names), _) => Some(store.ids_named(names)),
             (None, Some(tags)) => Some(store.ids_tagged(tags)),
             (None, None) => None,
         };
-        store.conferences_json_where(candidates, |c| {
+        let matching = store.conferences_matching(candidates, |c| {
             query.matches_by(|field| c.field_value(field))
-        })
+        });
+        if query.is_ordered() {
+            let objects = matching.iter().map(|c| store.conference_json(c)).collect();
+            filters::envelope(objects, &query, &spec)
+        } else {
+            // Id order already: build the JSON of the page asked for, not of every match.
+            let (offset, limit) = query.window();
+            let page = matching
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|c| store.conference_json(c))
+                .collect();
+            filters::envelope_page(page, matching.len(), &query, &spec)
+        }
     };
-    Json(filters::envelope(objects, &query, &spec)).into_response()
+    Json(body).into_response()
 }
 
 /// `POST conference/`.

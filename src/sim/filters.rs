@@ -250,6 +250,16 @@ pub(crate) fn parse_datetime(value: &str) -> Option<PrimitiveDateTime> {
 }
 
 impl ListQuery {
+    /// Whether the query orders its results (`order_by`); unordered lists keep id order.
+    pub(crate) fn is_ordered(&self) -> bool {
+        !self.order.is_empty()
+    }
+
+    /// `(offset, limit)` of the page asked for.
+    pub(crate) fn window(&self) -> (usize, usize) {
+        (self.offset, self.limit)
+    }
+
     /// Whether an object whose top-level fields `field` gives passes every filter (lets a
     /// store test records before building their JSON).
     pub(crate) fn matches_by<'v>(&self, field: impl Fn(&str) -> Cow<'v, Value>) -> bool {
@@ -377,8 +387,20 @@ pub(crate) fn envelope(objects: Vec<Value>, query: &ListQuery, spec: &ListSpec<'
         });
     }
     let total = objects.len();
-    let (limit, offset) = (query.limit, query.offset);
+    let (offset, limit) = query.window();
     let page: Vec<Value> = objects.into_iter().skip(offset).take(limit).collect();
+    envelope_page(page, total, query, spec)
+}
+
+/// The list envelope of one `page` out of `total` matching objects (already filtered,
+/// ordered and cut to [`ListQuery::window`]).
+pub(crate) fn envelope_page(
+    page: Vec<Value>,
+    total: usize,
+    query: &ListQuery,
+    spec: &ListSpec<'_>,
+) -> Value {
+    let (limit, offset) = (query.limit, query.offset);
     // Tastypie's paginator: no `previous` when it would start before 0.
     let previous =
         (offset >= limit && offset > 0).then(|| page_path(spec.path, query, offset - limit));

@@ -193,28 +193,21 @@ impl Store {
         conference_json_with(record, &aliases)
     }
 
-    /// The JSON of every room `keep` accepts, in id order, taken from `candidates` (ids an
-    /// index lookup found) or else from every room. Rooms are chosen before any JSON is built.
-    pub(crate) fn conferences_json_where(
+    /// Every room `keep` accepts, in id order, taken from `candidates` (ids an index lookup
+    /// found) or else from every room. No JSON is built: a list builds it for its page only.
+    pub(crate) fn conferences_matching(
         &self,
         candidates: Option<BTreeSet<u64>>,
         keep: impl Fn(&ConferenceRecord) -> bool,
-    ) -> Vec<Value> {
-        let chosen: Vec<&ConferenceRecord> = match candidates {
+    ) -> Vec<&ConferenceRecord> {
+        match candidates {
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| self.conferences.get(id))
                 .filter(|c| keep(c))
                 .collect(),
             None => self.conferences.values().filter(|c| keep(c)).collect(),
-        };
-        chosen
-            .into_iter()
-            .map(|c| {
-                let aliases: Vec<&AliasRecord> = self.aliases_of(c.id).collect();
-                conference_json_with(c, &aliases)
-            })
-            .collect()
+        }
     }
 
     /// Create a room and its aliases (already validated). Returns the new id.
