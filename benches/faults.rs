@@ -19,6 +19,9 @@
 //! and p50/p99 latency per phase, rooms leaked and healed, rooms handed out twice. Exits
 //! with status 1 when an invariant is broken (a room handed out twice, a room unaccounted
 //! for, a repeated call answered with another room).
+//!
+//! Under `cargo test --all-targets` (no `--bench`) the same run is a smoke pass of a few
+//! seconds per phase in a debug build: every fault and every check, nothing written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -37,7 +40,30 @@ const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const INSTANCES: usize = 3;
 /// Creates in flight at once over all instances.
 const CONCURRENCY: usize = 12;
-const PHASE: Duration = Duration::from_secs(8);
+/// Phase length and the moments faults strike within a phase.
+struct Timing {
+    phase: Duration,
+    kill_after: Duration,
+    outage_after: Duration,
+    outage: Duration,
+}
+
+/// The full run (`cargo bench`): about two minutes.
+const FULL: Timing = Timing {
+    phase: Duration::from_secs(8),
+    kill_after: Duration::from_secs(3),
+    outage_after: Duration::from_secs(2),
+    outage: Duration::from_secs(4),
+};
+
+/// The smoke pass `cargo test --all-targets` makes (no `--bench`): every phase and every
+/// check, briefly, so the run keeps working and its invariants stay tested.
+const SMOKE: Timing = Timing {
+    phase: Duration::from_millis(1_500),
+    kill_after: Duration::from_millis(500),
+    outage_after: Duration::from_millis(300),
+    outage: Duration::from_secs(1),
+};
 const POOL_TARGET: usize = 30;
 const PERSISTENT_ROOMS: usize = 5;
 const ADMIN: &str = "/api/admin/";
@@ -262,6 +288,8 @@ fn log_field(logs: &[String], prefix: &str, field: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let timing = if full { &FULL } else { &SMOKE };
     let run_started = Instant::now();
     let mut azurite = Azurite::start_on_disk().expect("Azurite starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -341,7 +369,10 @@ async fn main() {
     let mut phases: Vec<(String, Tally)> = Vec::new();
 
     // Baseline.
-    phases.push(("no faults".into(), phase(&run, PHASE, async {}).await));
+    phases.push((
+        "no faults".into(),
+        phase(&run, timing.phase, async {}).await,
+    ));
 
     // One instance dies without warning mid-load; the host starts another.
     let replacement = spawn("replacement");
@@ -349,7 +380,7 @@ async fn main() {
         let (run, instances) = (run.clone(), instances.clone());
         let http = http.clone();
         async move {
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(timing.kill_after).await;
             let mut instances = instances.lock().await;
             instances[0].kill().await;
             let mut fresh = replacement;
@@ -360,19 +391,22 @@ async fn main() {
     };
     phases.push((
         "one instance killed (SIGKILL) and replaced".into(),
-        phase(&run, PHASE, kill).await,
+        phase(&run, timing.phase, kill).await,
     ));
 
     // Storage outage: Azurite stops for 4 s and comes back with its data.
     let outage = async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(timing.outage_after).await;
         tokio::task::block_in_place(|| azurite.stop());
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        tokio::time::sleep(timing.outage).await;
         tokio::task::block_in_place(|| azurite.restart()).expect("Azurite restarts");
     };
     phases.push((
-        "Azurite stopped 4 s, restarted".into(),
-        phase(&run, PHASE, outage).await,
+        format!(
+            "Azurite stopped {} s, restarted",
+            timing.outage.as_secs_f64()
+        ),
+        phase(&run, timing.phase, outage).await,
     ));
 
     for (name, label) in [
@@ -390,7 +424,7 @@ async fn main() {
         for fault in sim_faults(name) {
             sim.add_fault(fault);
         }
-        phases.push((label.into(), phase(&run, PHASE, async {}).await));
+        phases.push((label.into(), phase(&run, timing.phase, async {}).await));
     }
     sim.clear_faults();
 
@@ -558,7 +592,9 @@ async fn main() {
         println!("unaccounted rooms: {unaccounted:?}");
     }
     println!("instance logs: {}", logs.display());
-    let _ = std::fs::write(target_dir.join("bench-faults.md"), &out);
+    if full {
+        let _ = std::fs::write(target_dir.join("bench-faults.md"), &out);
+    }
     let broken = twice > 0
         || !unaccounted.is_empty()
         || book.repeat_mismatches > 0

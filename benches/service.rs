@@ -29,20 +29,53 @@ use pexip_sdk::testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, 
 use pexip_sdk::testkit::stats::{Latencies, ms};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
-const READY_STARTS: usize = 50;
-/// Pool of `dev` for its load levels: big enough that no create finds it empty.
-const DEV_POOL: usize = 2_500;
-/// (concurrency, creates) per level in `dev`.
-const DEV_LEVELS: [(usize, usize); 3] = [(1, 300), (16, 1_000), (64, 2_000)];
-/// Smaller against Azurite: the emulator scans every message of a queue on each operation,
-/// so a big pool would measure Azurite, not the service.
-const AZURITE_POOL: usize = 400;
-const AZURITE_LEVELS: [(usize, usize); 3] = [(1, 150), (16, 300), (64, 350)];
-const GC_ROOMS: usize = 10_000;
 const PEXIP_LATENCY_MS: u64 = 20;
-const BULK_REFILL: usize = 500;
-const PRIORITY_CREATES: usize = 150;
 const PRIORITY_CONCURRENCY: usize = 4;
+
+/// How much of everything: the full run, or the quick smoke pass `cargo test --all-targets`
+/// makes (without `--bench`), which only keeps the harness itself working.
+struct Plan {
+    ready_starts: usize,
+    /// Pool of `dev` for its load levels: big enough that no create finds it empty.
+    dev_pool: usize,
+    /// (concurrency, creates) per level in `dev`.
+    dev_levels: [(usize, usize); 3],
+    /// Smaller against Azurite: the emulator scans every message of a queue on each
+    /// operation, so a big pool would measure Azurite, not the service.
+    azurite_pool: usize,
+    azurite_levels: [(usize, usize); 3],
+    gc_rooms: usize,
+    bulk_refill: usize,
+    priority_creates: usize,
+}
+
+const FULL: Plan = Plan {
+    ready_starts: 50,
+    dev_pool: 2_500,
+    dev_levels: [(1, 300), (16, 1_000), (64, 2_000)],
+    azurite_pool: 400,
+    azurite_levels: [(1, 150), (16, 300), (64, 350)],
+    gc_rooms: 10_000,
+    bulk_refill: 500,
+    priority_creates: 150,
+};
+
+const SMOKE: Plan = Plan {
+    ready_starts: 3,
+    dev_pool: 150,
+    dev_levels: [(1, 5), (16, 32), (64, 64)],
+    azurite_pool: 100,
+    azurite_levels: [(1, 5), (16, 16), (64, 64)],
+    gc_rooms: 100,
+    bulk_refill: 20,
+    priority_creates: 10,
+};
+
+static PLAN: std::sync::OnceLock<&'static Plan> = std::sync::OnceLock::new();
+
+fn plan() -> &'static Plan {
+    PLAN.get().copied().unwrap_or(&SMOKE)
+}
 
 /// One line of the report.
 struct Row {
@@ -347,6 +380,8 @@ fn wanted(section: &str) -> bool {
 
 #[tokio::main]
 async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let _ = PLAN.set(if full { &FULL } else { &SMOKE });
     let started = Instant::now();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
@@ -358,10 +393,11 @@ async fn main() {
     let mut rows = Vec::new();
 
     if wanted("ready") {
-        let ready = exec_to_ready(&azurite, &http, READY_STARTS).await;
+        let starts = plan().ready_starts;
+        let ready = exec_to_ready(&azurite, &http, starts).await;
         let median = ready.percentile(0.5);
         rows.push(checked(
-            format!("`serve` exec → first answer on `GET /` (median of {READY_STARTS}; p90)"),
+            format!("`serve` exec → first answer on `GET /` (median of {starts}; p90)"),
             format!("{} ms ({} ms)", ms(median), ms(ready.percentile(0.9))),
             "median ≤ 50 ms",
             median <= Duration::from_millis(50),
@@ -406,19 +442,26 @@ async fn main() {
         ));
     }
     table.push_str(&format!(
-        "\nRelease build, {} cores shared with other work; run took {:.0} s.\n",
+        "\n{}, {} cores shared with other work; run took {:.0} s.\n",
+        if full {
+            "Release build"
+        } else {
+            "Smoke pass (small numbers, test build: the figures mean nothing; run `cargo bench --bench service`)"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         started.elapsed().as_secs_f64()
     ));
     println!("{table}");
-    let _ = std::fs::write(target_dir.join("bench-service.md"), &table);
+    if full {
+        let _ = std::fs::write(target_dir.join("bench-service.md"), &table);
+    }
 }
 
 /// `dev` mode creates at each level, and the peak RSS of the `dev` process.
 async fn dev_creates(http: &reqwest::Client) -> Vec<Row> {
     let mut rows = Vec::new();
-    let dev = Dev::start(http, DEV_POOL, &[]).await;
-    let levels = levels(http, &dev.base, &DEV_LEVELS, "DEV").await;
+    let dev = Dev::start(http, plan().dev_pool, &[]).await;
+    let levels = levels(http, &dev.base, &plan().dev_levels, "DEV").await;
     let peak = proc_rss_mib(dev.child.id()).map_or(f64::NAN, |(peak, _)| peak);
     level_rows(&mut rows, "`dev`", &levels, true);
     rows.push(row(
@@ -437,12 +480,13 @@ async fn serve_creates(
 ) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut env = serve_env(sim, azurite, "load-");
-    env.push(("ROOM_POOL_TARGET".into(), AZURITE_POOL.to_string()));
+    let pool = plan().azurite_pool;
+    env.push(("ROOM_POOL_TARGET".into(), pool.to_string()));
     let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("serve.log")));
     serve.wait_ready(http, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, idle_rss) = serve.rss_mib().expect("serve RSS");
-    let levels = levels(http, serve.url(), &AZURITE_LEVELS, "AZ").await;
+    let levels = levels(http, serve.url(), &plan().azurite_levels, "AZ").await;
     let (load_peak, _) = serve.rss_mib().expect("serve RSS");
     serve.terminate(Duration::from_secs(60)).await;
     level_rows(&mut rows, "`serve` + Azurite", &levels, false);
@@ -451,7 +495,7 @@ async fn serve_creates(
         format!("{idle_rss:.1} MiB"),
     ));
     rows.push(checked(
-        format!("`serve` peak RSS (VmHWM) after seeding {AZURITE_POOL} rooms and the load above"),
+        format!("`serve` peak RSS (VmHWM) after seeding {pool} rooms and the load above"),
         format!("{load_peak:.1} MiB"),
         "≤ 50 MB",
         load_peak * 1.048_576 <= 50.0,
@@ -459,7 +503,7 @@ async fn serve_creates(
     rows
 }
 
-/// Create `GC_ROOMS` rooms of ours on the simulator and queue a deletion message for each.
+/// Create `plan().gc_rooms` rooms of ours on the simulator and queue a deletion message for each.
 async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
     use futures::StreamExt as _;
     // Created through a client of our own, outside the service's cap.
@@ -474,7 +518,7 @@ async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
         pexip_sdk::pexip::PexipClient::new(&settings).unwrap()
     };
     deletion.ensure_exists().await.unwrap();
-    futures::stream::iter(0..GC_ROOMS)
+    futures::stream::iter(0..plan().gc_rooms)
         .for_each_concurrent(16, |i| {
             let admin = &admin;
             async move {
@@ -528,9 +572,10 @@ async fn timed_gc(http: &reqwest::Client, sim: &SimHandle, base: &str, what: &st
     let deleted = report["deleted"].as_u64().unwrap_or(0);
     let gc_time = Duration::from_millis(report["duration_ms"].as_u64().unwrap_or(0));
     let rooms_after = sim.rooms().len();
+    let gc_rooms = plan().gc_rooms;
     checked(
         format!(
-            "GC drain ({what}): {GC_ROOMS} queued deletions, +{PEXIP_LATENCY_MS} ms Pexip latency, cap 5, one `gc_timer`"
+            "GC drain ({what}): {gc_rooms} queued deletions, +{PEXIP_LATENCY_MS} ms Pexip latency, cap 5, one `gc_timer`"
         ),
         format!(
             "{deleted} deleted in {:.1} s ({:.0}/s; rooms {rooms_before} → {rooms_after}; timer answered in {:.1} s; Pexip max in flight {max_in_flight})",
@@ -538,8 +583,8 @@ async fn timed_gc(http: &reqwest::Client, sim: &SimHandle, base: &str, what: &st
             deleted as f64 / gc_time.as_secs_f64().max(0.001),
             wall.as_secs_f64()
         ),
-        "10,000 inside one 10-minute run",
-        deleted as usize == GC_ROOMS
+        format!("{gc_rooms} inside one 10-minute run"),
+        deleted as usize == gc_rooms
             && report["budget_exhausted"] == false
             && gc_time < Duration::from_secs(600),
     )
@@ -607,43 +652,30 @@ async fn gc_azurite(
 
 /// Create latency with and without a bulk refill running, with 20 ms of Pexip latency.
 async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
-    let dev = Dev::start(http, 2 * PRIORITY_CREATES + 50, &[]).await;
+    let (creates, refill) = (plan().priority_creates, plan().bulk_refill);
+    let dev = Dev::start(http, 2 * creates + 50, &[]).await;
     dev.add_fault(
         http,
         &Fault::latency(PEXIP_LATENCY_MS).path_prefix("/api/admin/"),
     )
     .await;
-    let quiet = create_load(
-        http,
-        &dev.base,
-        PRIORITY_CONCURRENCY,
-        PRIORITY_CREATES,
-        "QUIET",
-    )
-    .await;
+    let quiet = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "QUIET").await;
     // Let the replacements of those creates land, so both runs start alike.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rooms_before = sim_room_count(http, &dev.sim_base).await;
     let bulk = http
-        .post(format!("{}/room/bulk?count={BULK_REFILL}", dev.base))
+        .post(format!("{}/room/bulk?count={refill}", dev.base))
         .send()
         .await
         .expect("bulk create");
     assert_eq!(bulk.status(), 202);
-    let busy = create_load(
-        http,
-        &dev.base,
-        PRIORITY_CONCURRENCY,
-        PRIORITY_CREATES,
-        "BUSY",
-    )
-    .await;
+    let busy = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "BUSY").await;
     // How far the refill got while the creates ran: rooms made meanwhile, less the
     // creates' own replacements. Below 500 means it ran for the whole measurement.
     let refilled = sim_room_count(http, &dev.sim_base)
         .await
         .saturating_sub(rooms_before)
-        .saturating_sub(PRIORITY_CREATES);
+        .saturating_sub(creates);
     let (q99, b99) = (
         quiet.latencies.percentile(0.99),
         busy.latencies.percentile(0.99),
@@ -658,10 +690,10 @@ async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
         ),
         checked(
             format!(
-                "… the same while a bulk refill of {BULK_REFILL} runs: p50 / p99 (refill progress when the creates ended)"
+                "… the same while a bulk refill of {refill} runs: p50 / p99 (refill progress when the creates ended)"
             ),
             format!(
-                "{} / {} ms, p99 ×{ratio:.2} ({refilled} of {BULK_REFILL})",
+                "{} / {} ms, p99 ×{ratio:.2} ({refilled} of {refill})",
                 ms(busy.latencies.percentile(0.5)),
                 ms(b99)
             ),
