@@ -284,7 +284,13 @@ impl RoomService {
     /// Put a claimed room back in the pool. If this fails too the room is leaked, and the
     /// reconciler will find it.
     pub(super) async fn requeue(&self, entry: &PoolMessage) {
-        if let Err(e) = self.inner.pool.send(&entry.to_text(), Duration::ZERO).await {
+        // At most once: a second message for the room would let two callers claim it.
+        if let Err(e) = self
+            .inner
+            .pool
+            .send_once(&entry.to_text(), Duration::ZERO)
+            .await
+        {
             tracing::warn!(room.name = %entry.name, error = %e, "claimed room could not be returned to the pool");
         }
     }
@@ -345,11 +351,15 @@ impl RoomService {
             }
         };
         let entry = PoolMessage { name, id: Some(id) };
-        // Invisible until Pexip has replicated the room to its Conferencing Nodes.
+        // Invisible until Pexip has replicated the room to its Conferencing Nodes. Sent at
+        // most once: a send retried after it was stored but its answer lost would put the
+        // room in the pool twice, and two callers could then claim it at the same moment.
+        // If this fails the room is deleted, which also defuses a message that was stored
+        // after all (an allocation skips a pooled room that no longer exists).
         match self
             .inner
             .pool
-            .send(&entry.to_text(), self.inner.settings.ready_delay)
+            .send_once(&entry.to_text(), self.inner.settings.ready_delay)
             .await
         {
             Ok(()) => true,
