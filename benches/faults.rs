@@ -221,7 +221,8 @@ fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String
         // Pool rooms are visible at once, so the reconciler can list the whole pool.
         ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
         ("PEXIP_REQUEST_TIMEOUT_SECONDS", "5".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        // Info, as in Azure: the instance logs name every room handed out, for a post-mortem.
+        ("RUST_LOG", "info".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -474,6 +475,7 @@ async fn main() {
     let mut in_pool = 0;
     let mut unaccounted = Vec::new();
     let mut twice = 0;
+    let mut violations: Vec<String> = Vec::new();
     for room in &rooms {
         if room.name.starts_with("test_") {
             persistent += 1;
@@ -482,6 +484,14 @@ async fn main() {
             // Handed out, so it must carry its caller's tag and be out of the pool.
             if room.tag != h.tag || pooled_set.contains(room.name.as_str()) {
                 twice += 1;
+                violations.push(format!(
+                    "room {} ({}) answered with tag {:?} now carries {:?}, pooled: {}",
+                    room.id,
+                    room.name,
+                    h.tag,
+                    room.tag,
+                    pooled_set.contains(room.name.as_str())
+                ));
             }
         } else if unanswered_tags.contains(&room.tag) {
             // Tagged for a call whose every create failed: that call's next try gets it.
@@ -498,11 +508,12 @@ async fn main() {
         .filter(|n| !names.contains(n.as_str()))
         .count();
     // A room answered to two different calls.
-    twice += book
-        .calls_by_room
-        .values()
-        .filter(|calls| calls.len() > 1)
-        .count();
+    for (id, calls) in &book.calls_by_room {
+        if calls.len() > 1 {
+            twice += 1;
+            violations.push(format!("room {id} answered to calls {calls:?}"));
+        }
+    }
     let leaks_found = log_field(&gc_logs, "reconcile: ", "leaks");
     let leaks_healed = log_field(&gc_logs, "reconcile: ", "deleted");
     let trimmed = log_field(&gc_logs, "pool: ", "trimmed");
@@ -590,6 +601,9 @@ async fn main() {
     println!("{out}");
     if !unaccounted.is_empty() {
         println!("unaccounted rooms: {unaccounted:?}");
+    }
+    for v in &violations {
+        println!("handed out twice: {v}");
     }
     println!("instance logs: {}", logs.display());
     if full {

@@ -6,6 +6,12 @@
 //! reconciler finds. The rejected alternative, PATCH first and delete after, can hand one room
 //! to two callers when the message reappears after a crash.
 //!
+//! The argument needs one message per room, so every pool send is at most once
+//! ([`crate::queue::Queue::send_once`]): the fault run caught an SDK retry of a send that had
+//! been stored (its answer lost when storage went away) putting a room in the pool twice, and
+//! two callers claiming it within the same few milliseconds. The "untagged" check cannot close
+//! that window: Pexip has no conditional update.
+//!
 //! Idempotency per video call: a create first looks for a room already tagged for the call.
 //! Two creates for the same call can both miss it; within one process they take turns (the
 //! second then finds the first's room), and across instances each re-reads the tag after
