@@ -651,3 +651,61 @@ async fn a_client_configured_from_what_the_sim_command_prints_manages_rooms() {
     }
     let _ = std::fs::remove_file(&key_file);
 }
+
+#[tokio::test(start_paused = true)]
+async fn creating_for_an_id_reads_nothing_back_and_still_never_makes_two_rooms() {
+    let _tick = tick();
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let id = client.create_conference_id(&room("id-only")).await.unwrap();
+    let on_sim = sim
+        .rooms()
+        .into_iter()
+        .find(|r| r.name == "id-only")
+        .unwrap();
+    assert_eq!(on_sim.id, id);
+    let counters = sim.counters();
+    assert_eq!(counters.requests_for(CREATE), 1);
+    assert_eq!(
+        counters.requests_for(DETAIL_GET),
+        0,
+        "no read-back: {counters:?}"
+    );
+    assert_eq!(counters.requests_for(LIST), 0, "{counters:?}");
+
+    // "500 after create": found by name, not created again.
+    sim.reset_counters();
+    sim.add_fault(Fault::after_create().count(1));
+    let id = client
+        .create_conference_id(&room("id-after-500"))
+        .await
+        .unwrap();
+    assert_eq!(rooms_named(&sim, "id-after-500"), 1);
+    assert_eq!(
+        sim.rooms()
+            .into_iter()
+            .find(|r| r.name == "id-after-500")
+            .unwrap()
+            .id,
+        id
+    );
+    assert_eq!(sim.counters().requests_for(CREATE), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn counting_rooms_reads_one_page_of_one() {
+    let _tick = tick();
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(&sim);
+    for name in ["count-a", "count-b", "count-c", "other"] {
+        client.create_conference_id(&room(name)).await.unwrap();
+    }
+    sim.reset_counters();
+    let counted = client
+        .count_conferences(&[("name__startswith", "count-")])
+        .await
+        .unwrap();
+    assert_eq!(counted, 3);
+    assert_eq!(sim.counters().requests_for(LIST), 1);
+    assert_eq!(client.count_conferences(&[]).await.unwrap(), 4);
+}

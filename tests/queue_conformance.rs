@@ -419,6 +419,38 @@ mod azurite_auth {
         report("queue-conformance: azurite ok a_wrong_account_key_is_unauthorized");
     }
 
+    /// A queue service that answers every request 503 and counts them.
+    async fn always_busy() -> (url::Url, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let endpoint = format!("http://{addr}/devstoreaccount1").parse().unwrap();
+        (endpoint, seen)
+    }
+
+    #[tokio::test]
+    async fn send_once_makes_one_attempt_where_send_retries() {
+        let (endpoint, seen) = always_busy().await;
+        let queue = QueueService::connect(&StorageSettings::development(endpoint))
+            .unwrap()
+            .queue("pool-once")
+            .unwrap();
+        assert!(matches!(
+            queue.send_once("room", Duration::ZERO).await,
+            Err(QueueError::Unavailable(_))
+        ));
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "one attempt, never a retry");
+        seen.store(0, Ordering::SeqCst);
+        assert!(queue.send("room", Duration::ZERO).await.is_err());
+        assert!(seen.load(Ordering::SeqCst) > 1, "send retries");
+    }
+
     #[tokio::test]
     async fn a_server_that_is_not_there_is_unavailable() {
         // A port that was free a moment ago: connection refused, not a hang.
@@ -461,6 +493,29 @@ mod launcher {
             refuses_connections(port),
             "Azurite still listens after drop"
         );
+    }
+
+    #[tokio::test]
+    async fn an_on_disk_azurite_keeps_its_messages_across_a_stop_and_restart() {
+        let mut azurite = Azurite::start_on_disk().unwrap();
+        let queues = QueueService::connect(&azurite.settings()).unwrap();
+        let queue = queues.queue("restart-survivor").unwrap();
+        queue.ensure_exists().await.unwrap();
+        queue.send("kept", Duration::ZERO).await.unwrap();
+        let port = azurite.port();
+
+        azurite.stop();
+        assert!(refuses_connections(port), "stopped");
+        assert!(matches!(
+            queue.approximate_count().await,
+            Err(QueueError::Unavailable(_))
+        ));
+
+        azurite.restart().unwrap();
+        assert_eq!(azurite.port(), port, "same endpoint");
+        let received = queue.receive(1, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].text, "kept");
     }
 
     #[test]

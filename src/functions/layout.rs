@@ -39,6 +39,9 @@ pub struct HostSettings {
     pub working_directory: String,
     pub forwarding: bool,
     pub route_prefix: String,
+    /// `functionTimeout`: how long the host lets one invocation run (a timer run included)
+    /// before it cancels it; `None` means the plan's default (5 minutes on Consumption).
+    pub function_timeout: Option<std::time::Duration>,
 }
 
 /// An HTTP-triggered function: forwarded to the router unchanged.
@@ -77,6 +80,8 @@ pub struct AppLayout {
 struct HostJson {
     #[serde(rename = "customHandler")]
     custom_handler: CustomHandler,
+    #[serde(rename = "functionTimeout", default)]
+    function_timeout: Option<String>,
     #[serde(default)]
     extensions: Option<serde_json::Value>,
 }
@@ -131,11 +136,19 @@ impl AppLayout {
             .and_then(|v| v.as_str())
             .unwrap_or("api")
             .to_owned();
+        let function_timeout = match host.function_timeout.as_deref() {
+            None => None,
+            Some(text) => Some(parse_timespan(text).ok_or_else(|| LayoutError::Invalid {
+                path: host_path.clone(),
+                reason: format!("functionTimeout {text:?} is not hh:mm:ss"),
+            })?),
+        };
         let host = HostSettings {
             executable: host.custom_handler.description.executable,
             arguments: host.custom_handler.description.arguments,
             working_directory: host.custom_handler.description.working_directory,
             forwarding: host.custom_handler.forwarding,
+            function_timeout,
             route_prefix,
         };
 
@@ -180,6 +193,27 @@ impl FunctionDef {
             FunctionDef::Timer(t) => &t.name,
         }
     }
+}
+
+/// A .NET `TimeSpan` as host.json writes it: `hh:mm:ss` (or `d.hh:mm:ss`).
+fn parse_timespan(text: &str) -> Option<std::time::Duration> {
+    let (days, rest) = match text.split_once('.') {
+        Some((d, rest)) if !rest.contains('.') => (d.parse::<u64>().ok()?, rest),
+        _ => (0, text),
+    };
+    let parts: Vec<u64> = rest
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = parts.as_slice() else {
+        return None;
+    };
+    if *m >= 60 || *s >= 60 {
+        return None;
+    }
+    Some(std::time::Duration::from_secs(
+        ((days * 24 + h) * 60 + m) * 60 + s,
+    ))
 }
 
 fn parse_function(name: &str, path: &Path) -> Result<FunctionDef, LayoutError> {
@@ -276,6 +310,17 @@ mod tests {
         assert_eq!(layout.host.arguments, ["serve"]);
         assert!(layout.host.forwarding);
         assert_eq!(layout.host.route_prefix, "");
+    }
+
+    #[test]
+    fn host_json_timespans_parse_as_dotnet_writes_them() {
+        let secs = |t: &str| parse_timespan(t).map(|d| d.as_secs());
+        assert_eq!(secs("00:10:00"), Some(600));
+        assert_eq!(secs("01:00:05"), Some(3605));
+        assert_eq!(secs("1.00:00:00"), Some(86_400));
+        for bad in ["10", "00:60:00", "00:10", "-1:00:00", "a:b:c", ""] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -197,27 +197,47 @@ impl PexipClient {
     /// Create a VMR (201 + `Location`) and read it back. Never creates two rooms: after an
     /// ambiguous failure the name is looked up before the POST is sent again.
     pub async fn create_conference(&self, new: &NewConference) -> Result<Conference, PexipError> {
+        match self.post_conference(new).await? {
+            Created::Id(id) => self.get_conference(id).await,
+            Created::Found(conference) => Ok(conference),
+            Created::NoId => self.created_but_unlisted(&new.name).await,
+        }
+    }
+
+    /// Create a VMR and return only its id: no read-back when the node answers with a
+    /// `Location`, so one request instead of two (a pool refill needs nothing else). Never
+    /// creates two rooms, like [`Self::create_conference`].
+    pub async fn create_conference_id(&self, new: &NewConference) -> Result<u64, PexipError> {
+        match self.post_conference(new).await? {
+            Created::Id(id) => Ok(id),
+            Created::Found(conference) => Ok(conference.id),
+            Created::NoId => Ok(self.created_but_unlisted(&new.name).await?.id),
+        }
+    }
+
+    async fn post_conference(
+        &self,
+        new: &NewConference,
+    ) -> Result<Created<Conference>, PexipError> {
         let body = serde_json::to_vec(new).map_err(|e| PexipError::Other {
             status: None,
             message: format!("cannot encode the conference: {e}"),
         })?;
         let name = new.name.as_str();
-        let created = self
-            .create(Resource::Conference, &body, || async move {
-                self.find_conference(name).await
+        self.create(Resource::Conference, &body, || async move {
+            self.find_conference(name).await
+        })
+        .await
+    }
+
+    /// The room a create without an id in its answer made, looked up by name.
+    async fn created_but_unlisted(&self, name: &str) -> Result<Conference, PexipError> {
+        self.find_conference(name)
+            .await?
+            .ok_or_else(|| PexipError::Other {
+                status: None,
+                message: "Pexip accepted the create but the room cannot be found".to_owned(),
             })
-            .await?;
-        match created {
-            Created::Id(id) => self.get_conference(id).await,
-            Created::Found(conference) => Ok(conference),
-            Created::NoId => self
-                .find_conference(name)
-                .await?
-                .ok_or_else(|| PexipError::Other {
-                    status: None,
-                    message: "Pexip accepted the create but the room cannot be found".to_owned(),
-                }),
-        }
     }
 
     /// Partial update (202). `patch` is sent as is; avoid `aliases` (use the alias calls).
@@ -322,8 +342,30 @@ impl PexipClient {
     // ---------------------------------------------------------------------------------------
     // Building blocks
 
+    /// How many VMRs match `filter`, from one `limit=1` page's `meta.total_count`: counting
+    /// thousands of rooms needs no list of them.
+    pub async fn count_conferences(&self, filter: &[(&str, &str)]) -> Result<u64, PexipError> {
+        self.total_count_where(Resource::Conference, filter).await
+    }
+
     async fn total_count(&self, resource: Resource) -> Result<u64, PexipError> {
-        let path = format!("{}?limit=1", resource.collection());
+        self.total_count_where(resource, &[]).await
+    }
+
+    async fn total_count_where(
+        &self,
+        resource: Resource,
+        filter: &[(&str, &str)],
+    ) -> Result<u64, PexipError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                filter
+                    .iter()
+                    .filter(|(key, _)| *key != "limit" && *key != "offset"),
+            )
+            .append_pair("limit", "1")
+            .finish();
+        let path = format!("{}?{query}", resource.collection());
         let reply = self.request(Method::GET, &path, None).await?;
         let page: ListPage<serde_json::Value> = self.parse(&reply)?;
         page.meta.total_count.ok_or_else(|| {

@@ -27,27 +27,34 @@ use super::shared_key::SharedKeyPolicy;
 use super::{QueueError, Receipt, ReceivedMessage};
 use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
 
-/// Build the service client for `settings` (no I/O). `transport` replaces the HTTP client,
+/// The two service clients of one account: the same endpoint and credentials, with and
+/// without the SDK's automatic retries.
+pub(super) struct Clients {
+    /// Retries transient failures: right for receive, delete, update, count, create, and
+    /// for sends whose duplicates do no harm.
+    pub(super) retrying: QueueServiceClient,
+    /// Never retries: for a send that must not be stored twice (a pool message), where an
+    /// ambiguous failure is the caller's to resolve.
+    pub(super) once: QueueServiceClient,
+}
+
+/// Build the service clients for `settings` (no I/O). `transport` replaces the HTTP client,
 /// for tests that must trust a test certificate; production passes `None`.
 pub(super) fn connect(
     settings: &StorageSettings,
     transport: Option<Transport>,
-) -> Result<QueueServiceClient, QueueError> {
-    let mut client_options = ClientOptions {
-        retry: retry_options(),
-        transport: transport.clone(),
-        ..ClientOptions::default()
-    };
+) -> Result<Clients, QueueError> {
+    let mut per_try_policies: Vec<Arc<dyn azure_core::http::policies::Policy>> = Vec::new();
     let (endpoint, credential, setting) = match settings {
         StorageSettings::ConnectionString {
             account,
             key,
             queue_endpoint,
         } => {
-            client_options.per_try_policies = vec![Arc::new(SharedKeyPolicy::new(
+            per_try_policies.push(Arc::new(SharedKeyPolicy::new(
                 account.as_str(),
                 key.expose_secret(),
-            ))];
+            )));
             (queue_endpoint.clone(), None, STORAGE_CONNECTION)
         }
         StorageSettings::ManagedIdentity {
@@ -58,7 +65,7 @@ pub(super) fn connect(
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                     client_options: ClientOptions {
-                        transport,
+                        transport: transport.clone(),
                         ..ClientOptions::default()
                     },
                 }))
@@ -81,15 +88,26 @@ pub(super) fn connect(
             ));
         }
     };
-    QueueServiceClient::new(
-        endpoint,
-        credential,
-        Some(QueueServiceClientOptions {
-            client_options,
-            ..QueueServiceClientOptions::default()
-        }),
-    )
-    .map_err(|e| QueueError::Config(format!("{setting}: {}", describe(&e))))
+    let client = |retry: RetryOptions| {
+        QueueServiceClient::new(
+            endpoint.clone(),
+            credential.clone(),
+            Some(QueueServiceClientOptions {
+                client_options: ClientOptions {
+                    retry,
+                    transport: transport.clone(),
+                    per_try_policies: per_try_policies.clone(),
+                    ..ClientOptions::default()
+                },
+                ..QueueServiceClientOptions::default()
+            }),
+        )
+        .map_err(|e| QueueError::Config(format!("{setting}: {}", describe(&e))))
+    };
+    Ok(Clients {
+        retrying: client(retry_options())?,
+        once: client(RetryOptions::none())?,
+    })
 }
 
 /// Few, quick retries: the callers (an HTTP request waiting for a room, a timer) prefer a
@@ -107,16 +125,20 @@ fn retry_options() -> RetryOptions {
 #[derive(Clone)]
 pub(super) struct AzureQueue {
     client: Arc<QueueClient>,
+    /// The same queue through the client that never retries.
+    once: Arc<QueueClient>,
 }
 
 /// `x-ms-popreceipt`: Update Message returns the message's new pop receipt here.
 const POP_RECEIPT: HeaderName = HeaderName::from_static("x-ms-popreceipt");
 
 impl AzureQueue {
-    pub(super) fn new(service: &QueueServiceClient, name: &str) -> Result<Self, QueueError> {
-        let client = service.queue_client(name).map_err(map_error)?;
+    pub(super) fn new(clients: &Clients, name: &str) -> Result<Self, QueueError> {
+        let client = clients.retrying.queue_client(name).map_err(map_error)?;
+        let once = clients.once.queue_client(name).map_err(map_error)?;
         Ok(Self {
             client: Arc::new(client),
+            once: Arc::new(once),
         })
     }
 
@@ -130,10 +152,24 @@ impl AzureQueue {
     }
 
     pub(super) async fn send(&self, text: &str, delay_seconds: i32) -> Result<(), QueueError> {
+        Self::send_with(&self.client, text, delay_seconds).await
+    }
+
+    /// One attempt only: an automatic retry of a send that was stored but whose answer was
+    /// lost stores the message twice.
+    pub(super) async fn send_once(&self, text: &str, delay_seconds: i32) -> Result<(), QueueError> {
+        Self::send_with(&self.once, text, delay_seconds).await
+    }
+
+    async fn send_with(
+        client: &QueueClient,
+        text: &str,
+        delay_seconds: i32,
+    ) -> Result<(), QueueError> {
         let message = QueueMessage {
             message_text: Some(text.to_owned()),
         };
-        self.client
+        client
             .send_message(
                 message.try_into().map_err(map_error)?,
                 Some(QueueClientSendMessageOptions {

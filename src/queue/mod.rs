@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::http::Transport;
-use azure_storage_queue::QueueServiceClient;
 
 pub use messages::{DeletionMessage, GarbledMessage, PoolMessage};
 
@@ -103,14 +102,14 @@ pub struct QueueService {
 
 #[derive(Clone)]
 enum Backend {
-    Azure(Arc<QueueServiceClient>),
+    Azure(Arc<azure::Clients>),
     InMemory(Arc<memory::MemoryQueues>),
 }
 
 impl std::fmt::Debug for QueueService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let backend = match &self.backend {
-            Backend::Azure(client) => format!("Azure({})", client.url()),
+            Backend::Azure(clients) => format!("Azure({})", clients.retrying.url()),
             Backend::InMemory(_) => "InMemory".to_owned(),
         };
         f.debug_struct("QueueService")
@@ -236,15 +235,40 @@ impl Queue {
         }
     }
 
-    /// Send `text`, hidden for `visibility_delay` (zero: visible at once). Messages never
-    /// expire.
-    pub async fn send(&self, text: &str, visibility_delay: Duration) -> Result<(), QueueError> {
+    /// Send `text` at most once: like [`Self::send`], but never retried, so the message can
+    /// never be stored twice. An error does not say whether it was stored. The pool uses it:
+    /// two messages for one room would let two callers claim that room at once.
+    pub async fn send_once(
+        &self,
+        text: &str,
+        visibility_delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.check_size(text)?;
+        let seconds = whole_seconds(visibility_delay, "the visibility delay")?;
+        match &self.inner {
+            Inner::Azure(q) => q.send_once(text, seconds).await,
+            Inner::InMemory(store) => store.send(
+                &self.name,
+                text,
+                Duration::from_secs(seconds.unsigned_abs().into()),
+            ),
+        }
+    }
+
+    fn check_size(&self, text: &str) -> Result<(), QueueError> {
         if text.len() > MAX_MESSAGE_BYTES {
             return Err(QueueError::Other(format!(
                 "message of {} bytes is over the 64 KiB limit",
                 text.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Send `text`, hidden for `visibility_delay` (zero: visible at once). Messages never
+    /// expire. Transient failures are retried, so a message can (rarely) be stored twice.
+    pub async fn send(&self, text: &str, visibility_delay: Duration) -> Result<(), QueueError> {
+        self.check_size(text)?;
         let seconds = whole_seconds(visibility_delay, "the visibility delay")?;
         match &self.inner {
             Inner::Azure(q) => q.send(text, seconds).await,

@@ -29,6 +29,8 @@ const BATCH: u8 = 32;
 const GC_VISIBILITY: Duration = Duration::from_secs(120);
 /// Rooms deleted at once; the Pexip client's cap bounds the real concurrency.
 const DELETE_CONCURRENCY: usize = 5;
+/// Queue updates (deletes, deferrals) sent at once; queue requests are not under the Pexip cap.
+const QUEUE_CONCURRENCY: usize = 16;
 /// Clock tolerance when judging a message's age against the grace period.
 const AGE_TOLERANCE: Duration = Duration::from_secs(30);
 /// Shortest deferral of a live room, whatever the grace period: the next look is a run later.
@@ -151,6 +153,8 @@ impl RoomService {
     ) -> bool {
         let live_deferral = self.inner.settings.delete_grace.max(MIN_LIVE_DEFERRAL);
         let mut groups: HashMap<String, Group> = HashMap::new();
+        // Messages settled without asking Pexip: forgotten (None) or deferred (Some).
+        let mut early: Vec<(ReceivedMessage, Option<Duration>)> = Vec::new();
         for message in batch {
             let Ok(entry) = DeletionMessage::parse(&message.text) else {
                 tracing::warn!("garbled deletion message moved to the poison queue");
@@ -164,21 +168,21 @@ impl RoomService {
             }
             if settled.contains(&entry.name) {
                 report.duplicates += 1;
-                self.forget(&message).await;
+                early.push((message, None));
                 continue;
             }
             if deferred.contains(&entry.name) {
-                self.defer(&message, live_deferral).await;
+                early.push((message, Some(live_deferral)));
                 continue;
             }
             if let Some(wait) = self.too_young(&message) {
                 report.deferred_young += 1;
-                self.defer(&message, wait).await;
+                early.push((message, Some(wait)));
                 continue;
             }
             if self.is_persistent(&entry.name) {
                 report.skipped_persistent += 1;
-                self.forget(&message).await;
+                early.push((message, None));
                 continue;
             }
             let group = groups.entry(entry.name.clone()).or_insert_with(|| Group {
@@ -188,6 +192,11 @@ impl RoomService {
             group.tag = group.tag.take().or(entry.tag);
             group.messages.push(message);
         }
+        let mut updates: Vec<(&ReceivedMessage, Option<Duration>)> = Vec::new();
+        for (message, defer) in &early {
+            updates.push((message, *defer));
+        }
+        self.apply(updates).await;
         if groups.is_empty() {
             return true;
         }
@@ -228,7 +237,10 @@ impl RoomService {
             .collect()
             .await;
 
-        for (name, group, outcome) in outcomes {
+        // The queue updates of the whole batch go out together: one by one they took
+        // longer than the deletions themselves.
+        let mut updates: Vec<(&ReceivedMessage, Option<Duration>)> = Vec::new();
+        for (name, group, outcome) in &outcomes {
             let (first, rest) = group.messages.split_first().expect("a group has a message");
             match outcome {
                 Outcome::Failed => {
@@ -238,34 +250,42 @@ impl RoomService {
                 }
                 Outcome::DeferLive => {
                     report.deferred_live += 1;
-                    self.defer(first, live_deferral).await;
-                    report.duplicates += rest.len();
-                    for message in rest {
-                        self.forget(message).await;
-                    }
-                    deferred.insert(name);
-                    continue;
+                    updates.push((first, Some(live_deferral)));
+                    deferred.insert(name.clone());
                 }
                 Outcome::Deleted => {
                     report.deleted += 1;
-                    self.forget(first).await;
+                    updates.push((first, None));
+                    settled.insert(name.clone());
                 }
                 Outcome::Gone => {
                     report.already_gone += 1;
-                    self.forget(first).await;
+                    updates.push((first, None));
+                    settled.insert(name.clone());
                 }
                 Outcome::NotOurs => {
                     report.skipped_not_ours += 1;
-                    self.forget(first).await;
+                    updates.push((first, None));
+                    settled.insert(name.clone());
                 }
             }
             report.duplicates += rest.len();
-            for message in rest {
-                self.forget(message).await;
-            }
-            settled.insert(name);
+            updates.extend(rest.iter().map(|m| (m, None)));
         }
+        self.apply(updates).await;
         true
+    }
+
+    /// Forget (`None`) or defer (`Some(delay)`) messages, several at a time.
+    async fn apply(&self, updates: Vec<(&ReceivedMessage, Option<Duration>)>) {
+        futures::stream::iter(updates)
+            .for_each_concurrent(QUEUE_CONCURRENCY, |(message, defer)| async move {
+                match defer {
+                    None => self.forget(message).await,
+                    Some(by) => self.defer(message, by).await,
+                }
+            })
+            .await;
     }
 
     /// Decide and act for one room.

@@ -49,7 +49,7 @@ impl RoomService {
             i.pool_poison.approximate_count(),
             i.deletion_poison.approximate_count(),
             background.live_counts(),
-            background.list_conferences(&managed_filter),
+            background.count_conferences(&managed_filter),
         );
         let live = live.ok();
         let now = Baseline {
@@ -76,7 +76,7 @@ impl RoomService {
                 .map(|(a, b)| a + b),
             live_conferences: live.as_ref().map(|l| l.conferences),
             live_participants: live.as_ref().map(|l| l.participants),
-            managed_rooms: managed.ok().map(|rooms| rooms.len() as u64),
+            managed_rooms: managed.ok(),
             since_last,
             pexip_since_last,
         };

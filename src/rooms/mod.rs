@@ -18,7 +18,7 @@ mod reconcile;
 mod stats;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use tokio_util::task::TaskTracker;
 
@@ -80,6 +80,12 @@ struct Inner {
     queues_ready: AtomicBool,
     /// Set while a background top-up runs, so a burst of pool-empty allocations starts one.
     top_up_running: AtomicBool,
+    /// Pool rooms this process is creating right now (created on Pexip, not yet enqueued).
+    /// A top-up counts them as in the pool: without that, a top-up started while
+    /// replenishments are in flight creates their rooms a second time.
+    pool_creating: AtomicUsize,
+    /// Allocations for one video call take turns within this process.
+    tag_turns: allocate::TagTurns,
     /// Counters at the previous metrics run, to report "since the last run".
     last_metrics: std::sync::Mutex<Option<metrics::Baseline>>,
 }
@@ -103,6 +109,8 @@ impl RoomService {
                 stats: stats::Counters::default(),
                 tasks: TaskTracker::new(),
                 top_up_running: AtomicBool::new(false),
+                pool_creating: AtomicUsize::new(0),
+                tag_turns: allocate::TagTurns::default(),
                 queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
             }),

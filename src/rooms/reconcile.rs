@@ -1,4 +1,5 @@
-//! Self-healing: top the pool up to its target, and find rooms this service leaked.
+//! Self-healing: bring the pool to its target (top up; on the GC timer also trim a surplus
+//! left by several instances topping up at once), and find rooms this service leaked.
 //!
 //! A leak is a room with our name prefix that is neither in the pool, nor tagged, nor live,
 //! and older than `LEAK_MIN_AGE_SECONDS` — the trace of a crash between "pool message
@@ -14,24 +15,34 @@ use time::OffsetDateTime;
 
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
-use crate::pexip::{Conference, Deleted};
-use crate::queue::PoolMessage;
+use crate::pexip::{Conference, Deleted, PexipError};
+use crate::queue::{MAX_RECEIVE, PoolMessage, ReceivedMessage};
 
 /// How long pool messages are hidden while the reconciler lists the pool. Allocations in that
 /// window fall back to creating a room, so keep it short.
 const ENUMERATE_VISIBILITY: Duration = Duration::from_secs(2);
 /// Upper bound on receives while listing the pool (32 messages each).
 const MAX_ENUMERATE_ROUNDS: usize = 500;
+/// How long a surplus pool message stays hidden while its room is checked and deleted.
+const TRIM_VISIBILITY: Duration = Duration::from_secs(30);
+/// Upper bound on receives while trimming (32 messages each).
+const MAX_TRIM_ROUNDS: usize = 100;
+/// Surplus rooms checked and deleted at once; the Pexip client's cap bounds the real load.
+const TRIM_CONCURRENCY: usize = 5;
 
-/// What a pool top-up did.
+/// What a pool top-up (or rebalance) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TopUpReport {
     /// Approximate pool depth before (ready and not-yet-dialable rooms).
     pub depth_before: u64,
+    /// Pool rooms this process was still creating (counted as in the pool).
+    pub in_flight: usize,
     /// The configured target.
     pub target: usize,
     /// Rooms created and enqueued.
     pub created: usize,
+    /// Surplus rooms taken out of the pool and deleted (only [`RoomService::rebalance_pool`]).
+    pub trimmed: usize,
 }
 
 /// What the leak search did.
@@ -50,33 +61,156 @@ pub struct ReconcileReport {
 }
 
 impl RoomService {
-    /// Create rooms until the pool holds its target (counting rooms still replicating).
+    /// Create rooms until the pool holds its target, counting rooms still replicating and
+    /// rooms this process is still creating. Never removes any: see
+    /// [`Self::rebalance_pool`].
     pub async fn top_up_pool(&self) -> Result<TopUpReport, RoomsError> {
+        self.level_pool(false).await
+    }
+
+    /// Bring the pool to its target: top it up, or take the surplus out and delete it.
+    ///
+    /// Instances top the pool up independently (after a pool-empty allocation, on the
+    /// metrics timer), and none sees the rooms the others are still creating, so with
+    /// several instances the pool can overshoot. Only one timer (`gc_timer`) trims: the host
+    /// runs a timer function on one instance at a time, so two trims never race and cut
+    /// the pool twice.
+    pub async fn rebalance_pool(&self) -> Result<TopUpReport, RoomsError> {
+        self.level_pool(true).await
+    }
+
+    async fn level_pool(&self, trim: bool) -> Result<TopUpReport, RoomsError> {
         let target = self.inner.settings.pool_target;
         let depth_before = self.inner.pool.approximate_count().await?;
-        let missing = target.saturating_sub(usize::try_from(depth_before).unwrap_or(usize::MAX));
+        let in_flight = self.inner.pool_creating.load(Ordering::Acquire);
+        let level = usize::try_from(depth_before)
+            .unwrap_or(usize::MAX)
+            .saturating_add(in_flight);
+        let missing = target.saturating_sub(level);
         let created = if missing > 0 {
             self.create_pool_rooms(missing).await
         } else {
             0
         };
-        if created > 0 {
+        let surplus = level.saturating_sub(target);
+        let trimmed = if trim && surplus > 0 {
+            self.trim_pool(surplus).await?
+        } else {
+            0
+        };
+        if created > 0 || trimmed > 0 {
             tracing::info!(
                 pool.depth = depth_before,
+                pool.in_flight = in_flight,
                 pool.target = target,
                 created,
-                "pool topped up"
+                trimmed,
+                "pool levelled"
             );
         }
         Ok(TopUpReport {
             depth_before,
+            in_flight,
             target,
             created,
+            trimmed,
         })
     }
 
-    /// Top the pool up in the background unless a top-up is already running here.
+    /// Take up to `surplus` ready rooms out of the pool and delete them. Each is claimed
+    /// exactly as an allocation claims one (delete the message first), so a room being
+    /// trimmed can never also be handed out; one that turns out tagged or live is left alone.
+    async fn trim_pool(&self, surplus: usize) -> Result<usize, RoomsError> {
+        use futures::StreamExt as _;
+        let mut trimmed = 0;
+        for _ in 0..MAX_TRIM_ROUNDS {
+            if trimmed >= surplus {
+                break;
+            }
+            let want = u8::try_from((surplus - trimmed).min(usize::from(MAX_RECEIVE)))
+                .unwrap_or(MAX_RECEIVE);
+            let batch = self.inner.pool.receive(want, TRIM_VISIBILITY).await?;
+            if batch.is_empty() {
+                break;
+            }
+            trimmed += futures::stream::iter(batch)
+                .map(|message| self.trim_one(message))
+                .buffer_unordered(TRIM_CONCURRENCY)
+                .filter(|done| std::future::ready(*done))
+                .count()
+                .await;
+        }
+        Counters::add(&self.inner.stats.rooms_trimmed, trimmed as u64);
+        Ok(trimmed)
+    }
+
+    /// Remove one surplus pool room; true when it left the pool for good.
+    async fn trim_one(&self, message: ReceivedMessage) -> bool {
+        let pool = &self.inner.pool;
+        let Ok(entry) = PoolMessage::parse(&message.text) else {
+            // Not ours to judge here: the allocation path moves it to the poison queue.
+            let _ = pool.set_visibility(&message.receipt, Duration::ZERO).await;
+            return false;
+        };
+        if pool.delete(&message.receipt).await.is_err() {
+            // Stale receipt: someone else holds the message now.
+            return false;
+        }
+        let background = self.inner.pexip.background();
+        let found = match entry.id {
+            Some(id) => match background.get_conference(id).await {
+                Ok(room) => Ok(Some(room)),
+                Err(PexipError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => background.find_conference(&entry.name).await,
+        };
+        let room = match found {
+            Ok(room) => room.filter(|c| c.name == entry.name),
+            Err(e) => {
+                tracing::warn!(room.name = %entry.name, error = %e, "could not check a surplus pool room; returned to the pool");
+                self.requeue(&entry).await;
+                return false;
+            }
+        };
+        let Some(room) = room else {
+            // Its room is gone: the message was surplus anyway.
+            return true;
+        };
+        if !room.tag.is_empty() {
+            tracing::warn!(room.name = %room.name, "pooled room already tagged; left alone");
+            return false;
+        }
+        match background.is_live(&room.name).await {
+            Ok(false) => {}
+            Ok(true) | Err(_) => {
+                self.requeue(&entry).await;
+                return false;
+            }
+        }
+        match background.delete_conference(room.id).await {
+            Ok(_) => {
+                tracing::info!(room.name = %room.name, "surplus pool room deleted");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(room.name = %room.name, error = %e, "could not delete a surplus pool room; returned to the pool");
+                self.requeue(&entry).await;
+                false
+            }
+        }
+    }
+
+    /// After a pool-empty allocation: top the pool up in the background, unless this
+    /// process is already creating pool rooms (a top-up, or the replacements of earlier
+    /// allocations). An empty pool with refills in flight only means they have not landed
+    /// yet; topping up then counts the deficit twice, and with several instances each doing
+    /// so the pool ends far above its target. The top-up is for a pool that is not being
+    /// refilled at all (a cold start, refills lost to a crash).
     pub(super) fn spawn_top_up(&self) {
+        if self.inner.pool_creating.load(Ordering::Acquire) > 0 {
+            return;
+        }
         if self.inner.top_up_running.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -12,6 +12,8 @@ pub(super) struct Counters {
     pub pool_empty_fallbacks: AtomicU64,
     pub rooms_replenished: AtomicU64,
     pub replenish_failures: AtomicU64,
+    pub rooms_trimmed: AtomicU64,
+    pub duplicates_released: AtomicU64,
     pub rooms_deleted: AtomicU64,
     pub deletions_queued: AtomicU64,
     pub leaks_found: AtomicU64,
@@ -30,6 +32,8 @@ impl Counters {
             pool_empty_fallbacks: get(&self.pool_empty_fallbacks),
             rooms_replenished: get(&self.rooms_replenished),
             replenish_failures: get(&self.replenish_failures),
+            rooms_trimmed: get(&self.rooms_trimmed),
+            duplicates_released: get(&self.duplicates_released),
             rooms_deleted: get(&self.rooms_deleted),
             deletions_queued: get(&self.deletions_queued),
             leaks_found: get(&self.leaks_found),
@@ -50,6 +54,11 @@ pub struct ServiceStats {
     pub rooms_replenished: u64,
     /// Pool refills that failed.
     pub replenish_failures: u64,
+    /// Surplus pool rooms removed (and deleted) to bring the pool down to its target.
+    pub rooms_trimmed: u64,
+    /// Rooms given up because another instance tagged a room for the same video call at
+    /// the same time (the caller got that one).
+    pub duplicates_released: u64,
     /// Rooms deleted on Pexip by this process.
     pub rooms_deleted: u64,
     /// `conference_ended` events turned into deletion messages.
@@ -67,6 +76,8 @@ impl ServiceStats {
             pool_empty_fallbacks: self.pool_empty_fallbacks - earlier.pool_empty_fallbacks,
             rooms_replenished: self.rooms_replenished - earlier.rooms_replenished,
             replenish_failures: self.replenish_failures - earlier.replenish_failures,
+            rooms_trimmed: self.rooms_trimmed - earlier.rooms_trimmed,
+            duplicates_released: self.duplicates_released - earlier.duplicates_released,
             rooms_deleted: self.rooms_deleted - earlier.rooms_deleted,
             deletions_queued: self.deletions_queued - earlier.deletions_queued,
             leaks_found: self.leaks_found - earlier.leaks_found,

@@ -38,7 +38,10 @@ use crate::secrets::Secret;
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// A request that takes longer is answered 503 rather than held open.
+/// A request that takes longer is answered 503 rather than held open. Not applied to the
+/// timer invocations: the GC bounds itself (`GC_TIME_BUDGET_SECONDS`, default 8 minutes)
+/// and the host bounds the run (`functionTimeout` in host.json); a 60 s cut would drop a
+/// large GC run halfway, every run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest total of header names and values accepted (real callers send a few hundred bytes;
 /// API Management adds a few more).
@@ -183,12 +186,13 @@ pub fn build_router(state: AppState) -> Router {
         )),
         None => rooms,
     };
+    let timers = Router::new()
+        .route("/gc_timer", post(timers::gc_timer))
+        .route("/metrics_timer", post(timers::metrics_timer));
     Router::new()
         .merge(rooms)
         .merge(public)
         .route("/", get(timers::readiness))
-        .route("/gc_timer", post(timers::gc_timer))
-        .route("/metrics_timer", post(timers::metrics_timer))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -197,6 +201,8 @@ pub fn build_router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
+        // Layers apply to the routes added before them: the timers come after the timeout.
+        .merge(timers)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

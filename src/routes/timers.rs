@@ -7,13 +7,15 @@ use axum::extract::State;
 
 use super::AppState;
 use crate::functions::{InvokeResponse, TimerInvocation};
+use crate::rooms::{RoomsError, TopUpReport};
 
 /// The host polls this until it answers; any answer means "ready".
 pub async fn readiness() -> &'static str {
     "ready"
 }
 
-/// Garbage collector, then reconciler (leaks) and pool top-up. Every 10 minutes.
+/// Garbage collector, then the pool brought to its target (top-up or trim), then the
+/// reconciler (leaks). Every 10 minutes.
 pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
     let invocation = TimerInvocation::from_body(&body);
     let mut logs = Vec::new();
@@ -26,6 +28,9 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
         "gc: {}",
         serde_json::to_string(&gc).unwrap_or_default()
     ));
+    // Level the pool before the leak search: the search hides pool messages for a moment
+    // while it lists them, and a trim that ran then would find nothing to take.
+    logs.push(pool_report(state.rooms.rebalance_pool().await));
     match state.rooms.reconcile().await {
         Ok(r) => logs.push(format!(
             "reconcile: {}",
@@ -36,7 +41,6 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
             logs.push(format!("reconcile failed: {e}"));
         }
     }
-    logs.push(top_up(&state).await);
     axum::Json(InvokeResponse::with_logs(logs))
 }
 
@@ -52,7 +56,7 @@ pub async fn metrics_timer(
             "metrics: {}",
             serde_json::to_string(&metrics).unwrap_or_default()
         ),
-        top_up(&state).await,
+        pool_report(state.rooms.top_up_pool().await),
     ];
     axum::Json(InvokeResponse::with_logs(logs))
 }
@@ -65,8 +69,9 @@ async fn ensure_queues(state: &AppState, logs: &mut Vec<String>) {
     }
 }
 
-async fn top_up(state: &AppState) -> String {
-    match state.rooms.top_up_pool().await {
+/// The log line of a pool top-up or rebalance.
+fn pool_report(result: Result<TopUpReport, RoomsError>) -> String {
+    match result {
         Ok(r) => format!("pool: {}", serde_json::to_string(&r).unwrap_or_default()),
         Err(e) => {
             tracing::warn!(error = %e, "pool top-up failed");

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::filters::{self, FilterKind, ListSpec};
 use super::state::Shared;
-use super::store::{ALIAS_PATH, CONFERENCE_PATH, Store};
+use super::store::{ALIAS_PATH, CONFERENCE_PATH};
 use super::validation::{self, FieldErrors, Mode};
 
 /// `conference` fields that can be filtered and ordered on (the v40 schema's `filtering`,
@@ -125,16 +125,6 @@ fn list_spec(
 
 // ---- conference ----------------------------------------------------------------------
 
-/// Fields of a conference's JSON that are not stored in its record (see `conference_json`).
-const CONFERENCE_DERIVED_FIELDS: &[&str] = &[
-    "id",
-    "resource_uri",
-    "creation_time",
-    "aliases",
-    "scheduled_conferences",
-    "scheduled_conferences_count",
-];
-
 /// `GET conference/`.
 pub(crate) async fn list_conferences(
     State(state): State<Shared>,
@@ -145,20 +135,32 @@ pub(crate) async fn list_conferences(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects: Vec<Value> = {
+    let body = {
         let store = state.store();
-        let aliases = store.aliases_by_conference();
-        store
-            .conferences
-            .values()
-            .filter(|c| query.may_match(&c.fields, CONFERENCE_DERIVED_FIELDS))
-            .map(|c| {
-                let own = aliases.get(&c.id).map_or(&[][..], Vec::as_slice);
-                Store::conference_json_with(c, own)
-            })
-            .collect()
+        let candidates = match (query.exact_texts("name"), query.exact_texts("tag")) {
+            (Some(names), _) => Some(store.ids_named(names)),
+            (None, Some(tags)) => Some(store.ids_tagged(tags)),
+            (None, None) => None,
+        };
+        let matching = store.conferences_matching(candidates, |c| {
+            query.matches_by(|field| c.field_value(field))
+        });
+        if query.is_ordered() {
+            let objects = matching.iter().map(|c| store.conference_json(c)).collect();
+            filters::envelope(objects, &query, &spec)
+        } else {
+            // Id order already: build the JSON of the page asked for, not of every match.
+            let (offset, limit) = query.window();
+            let page = matching
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|c| store.conference_json(c))
+                .collect();
+            filters::envelope_page(page, matching.len(), &query, &spec)
+        }
     };
-    Json(filters::envelope(objects, &query, &spec)).into_response()
+    Json(body).into_response()
 }
 
 /// `POST conference/`.
@@ -200,7 +202,7 @@ pub(crate) async fn get_conference(
     Path(id): Path<String>,
 ) -> Response {
     let store = state.store();
-    match parse_id(&id).and_then(|id| store.conferences.get(&id)) {
+    match parse_id(&id).and_then(|id| store.conference(id)) {
         Some(record) => Json(store.conference_json(record)).into_response(),
         None => not_found(),
     }
@@ -213,10 +215,7 @@ fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Respon
         Err(message) => return bad_request(message),
     };
     let mut store = state.store();
-    let Some(current) = parse_id(id)
-        .and_then(|id| store.conferences.get(&id))
-        .cloned()
-    else {
+    let Some(current) = parse_id(id).and_then(|id| store.conference(id)).cloned() else {
         return not_found();
     };
     if mode == Mode::Patch && input.contains_key("aliases") {
@@ -338,7 +337,7 @@ pub(crate) async fn list_aliases(
         Ok(q) => q,
         Err(message) => return bad_request(message),
     };
-    let objects: Vec<Value> = state.store().aliases.values().map(|a| a.json()).collect();
+    let objects: Vec<Value> = state.store().aliases().map(|a| a.json()).collect();
     Json(filters::envelope(objects, &query, &spec)).into_response()
 }
 
@@ -363,7 +362,7 @@ pub(crate) async fn create_alias(State(state): State<Shared>, body: Bytes) -> Re
 /// `DELETE conference_alias/`: deletes every alias (counted like the conference one).
 pub(crate) async fn delete_all_aliases(State(state): State<Shared>) -> Response {
     state.counters.collection_delete();
-    state.store().aliases.clear();
+    state.store().delete_all_aliases();
     tracing::warn!("DELETE on the conference_alias collection: every alias was deleted");
     StatusCode::NO_CONTENT.into_response()
 }
@@ -371,7 +370,7 @@ pub(crate) async fn delete_all_aliases(State(state): State<Shared>) -> Response 
 /// `GET conference_alias/{id}/`.
 pub(crate) async fn get_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let store = state.store();
-    match parse_id(&id).and_then(|id| store.aliases.get(&id)) {
+    match parse_id(&id).and_then(|id| store.alias(id)) {
         Some(alias) => Json(alias.json()).into_response(),
         None => not_found(),
     }
@@ -388,7 +387,7 @@ pub(crate) async fn patch_alias(
         Err(message) => return bad_request(message),
     };
     let mut store = state.store();
-    let Some(current) = parse_id(&id).and_then(|id| store.aliases.get(&id)).cloned() else {
+    let Some(current) = parse_id(&id).and_then(|id| store.alias(id)).cloned() else {
         return not_found();
     };
     match validation::alias(&store, &input, Some((current.id, current.as_write()))) {
@@ -402,7 +401,7 @@ pub(crate) async fn patch_alias(
 
 /// `DELETE conference_alias/{id}/`.
 pub(crate) async fn delete_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
-    let deleted = parse_id(&id).is_some_and(|id| state.store().aliases.remove(&id).is_some());
+    let deleted = parse_id(&id).is_some_and(|id| state.store().delete_alias(id));
     if deleted {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -6,6 +6,7 @@
 //! with 400 (Tastypie skips it silently), so a client's typo cannot turn a filtered list into
 //! "every room".
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Value, json};
@@ -123,23 +124,6 @@ pub(crate) struct ListQuery {
     offset: usize,
     /// Every parameter as given, for `next`/`previous`.
     params: Vec<(String, String)>,
-}
-
-impl ListQuery {
-    /// A cheap first pass over a stored record's own fields, before it is turned into JSON:
-    /// false only when a filter on one of `fields` already fails. Fields the JSON form adds or
-    /// replaces (`derived`) are left to the full check in [`envelope`]. Without it every list
-    /// request serialised every room, which made a simulator holding thousands of rooms slow.
-    pub(crate) fn may_match(
-        &self,
-        fields: &serde_json::Map<String, Value>,
-        derived: &[&str],
-    ) -> bool {
-        self.filters.iter().all(|f| {
-            derived.contains(&f.field.as_str())
-                || f.matches_value(fields.get(&f.field).unwrap_or(&Value::Null))
-        })
-    }
 }
 
 /// Parse a query string against `spec`; the error is the `{"error"}` message for a 400.
@@ -265,6 +249,46 @@ pub(crate) fn parse_datetime(value: &str) -> Option<PrimitiveDateTime> {
         })
 }
 
+impl ListQuery {
+    /// Whether the query orders its results (`order_by`); unordered lists keep id order.
+    pub(crate) fn is_ordered(&self) -> bool {
+        !self.order.is_empty()
+    }
+
+    /// `(offset, limit)` of the page asked for.
+    pub(crate) fn window(&self) -> (usize, usize) {
+        (self.offset, self.limit)
+    }
+
+    /// Whether an object whose top-level fields `field` gives passes every filter (lets a
+    /// store test records before building their JSON).
+    pub(crate) fn matches_by<'v>(&self, field: impl Fn(&str) -> Cow<'v, Value>) -> bool {
+        self.filters
+            .iter()
+            .all(|f| f.matches_value(&field(&f.field)))
+    }
+
+    /// The texts an exact (`field=v`) or `field__in=a,b` filter on a text field allows, if the
+    /// query has such a filter: a store can find the candidates in an index instead of
+    /// testing every object (the filters still run on what it finds).
+    pub(crate) fn exact_texts(&self, field: &str) -> Option<Vec<&str>> {
+        self.filters
+            .iter()
+            .filter(|f| f.field == field && f.kind == FilterKind::Text)
+            .find_map(|f| match (&f.lookup, &f.operand) {
+                (Lookup::Exact, Operand::Text(t)) => Some(vec![t.as_str()]),
+                (Lookup::In, Operand::List(items)) => items
+                    .iter()
+                    .map(|i| match i {
+                        Operand::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            })
+    }
+}
+
 impl Filter {
     fn matches(&self, object: &Value) -> bool {
         self.matches_value(object.get(&self.field).unwrap_or(&Value::Null))
@@ -363,8 +387,20 @@ pub(crate) fn envelope(objects: Vec<Value>, query: &ListQuery, spec: &ListSpec<'
         });
     }
     let total = objects.len();
-    let (limit, offset) = (query.limit, query.offset);
+    let (offset, limit) = query.window();
     let page: Vec<Value> = objects.into_iter().skip(offset).take(limit).collect();
+    envelope_page(page, total, query, spec)
+}
+
+/// The list envelope of one `page` out of `total` matching objects (already filtered,
+/// ordered and cut to [`ListQuery::window`]).
+pub(crate) fn envelope_page(
+    page: Vec<Value>,
+    total: usize,
+    query: &ListQuery,
+    spec: &ListSpec<'_>,
+) -> Value {
+    let (limit, offset) = (query.limit, query.offset);
     // Tastypie's paginator: no `previous` when it would start before 0.
     let previous =
         (offset >= limit && offset > 0).then(|| page_path(spec.path, query, offset - limit));
@@ -431,6 +467,25 @@ mod tests {
             .iter()
             .map(|o| o["id"].as_i64().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn exact_and_in_text_filters_name_their_index_keys() {
+        let keys = |q: &str| {
+            let query = parse(Some(q), &SPEC).unwrap();
+            query
+                .exact_texts("name")
+                .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        assert_eq!(keys("name=beta"), Some(vec!["beta".to_owned()]));
+        assert_eq!(
+            keys("name__in=a,b&limit=0"),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        // Lookups an index cannot answer leave the store to scan.
+        assert_eq!(keys("name__iexact=BETA"), None);
+        assert_eq!(keys("name__startswith=a"), None);
+        assert_eq!(keys("id=1"), None);
     }
 
     #[test]

@@ -67,8 +67,7 @@ impl SimState {
     pub(crate) fn rooms(&self) -> Vec<SimRoom> {
         let store = self.store();
         store
-            .conferences
-            .values()
+            .conferences()
             .map(|room| SimRoom {
                 id: room.id,
                 name: room.text("name").to_owned(),

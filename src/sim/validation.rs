@@ -370,7 +370,7 @@ fn aliases(
     for item in items {
         let spec = match item {
             Value::String(uri) => {
-                match trailing_id(uri, ALIAS_PATH).and_then(|id| store.aliases.get(&id)) {
+                match trailing_id(uri, ALIAS_PATH).and_then(|id| store.alias(id)) {
                     Some(existing) => AliasSpec {
                         alias: existing.alias.clone(),
                         description: existing.description.clone(),
@@ -489,7 +489,7 @@ pub(crate) fn alias(
     }
     match input.get("conference") {
         Some(Value::String(uri)) => match trailing_id(uri, super::store::CONFERENCE_PATH)
-            .filter(|id| store.conferences.contains_key(id))
+            .filter(|id| store.conference(*id).is_some())
         {
             Some(id) => write.conference = id,
             None => push(

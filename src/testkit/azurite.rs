@@ -3,6 +3,8 @@
 //! not race), started from its own binary (`node_modules/.bin/azurite-queue`, not `npx`, so
 //! the process we hold is the server), on a port the OS picks (`--queuePort 0`, read back
 //! from its log: no race for a "free" port), in memory, and stopped when the guard drops.
+//! [`Azurite::start_on_disk`] keeps the data on disk instead, so the fault runs can stop it
+//! and restart it on the same port with its messages intact, like a storage outage.
 //!
 //! A guard kept in a `static` is never dropped, so every Azurite also gets a tiny watchdog
 //! (`sh`) reading a pipe from this process: when the test process ends, however it ends,
@@ -164,12 +166,24 @@ pub struct Azurite {
     watchdog: Child,
     workdir: PathBuf,
     queue_endpoint: Url,
+    /// Arguments after the port: persistence and the caller's extras, kept for a restart.
+    args: Vec<String>,
+    scheme: String,
 }
 
 impl Azurite {
     /// Start Azurite over http for the development account (Shared Key auth).
     pub fn start() -> Result<Self, AzuriteError> {
         Self::launch(&[], "http")
+    }
+
+    /// Start Azurite over http with its data on disk (`--location` in its work directory)
+    /// instead of in memory, so [`Self::stop`] and [`Self::restart`] model a storage outage:
+    /// the service goes away and comes back on the same endpoint with every message it
+    /// held. (Azurite writes its store on a graceful stop; a restart of the in-memory mode
+    /// would come back empty, which no real storage account does.)
+    pub fn start_on_disk() -> Result<Self, AzuriteError> {
+        Self::launch_with(&[], "http", true)
     }
 
     /// Start Azurite over https with `--oauth basic`: it then accepts bearer tokens (it
@@ -197,6 +211,10 @@ impl Azurite {
     }
 
     fn launch(extra: &[&str], scheme: &str) -> Result<Self, AzuriteError> {
+        Self::launch_with(extra, scheme, false)
+    }
+
+    fn launch_with(extra: &[&str], scheme: &str, on_disk: bool) -> Result<Self, AzuriteError> {
         let binary = ensure_installed()?;
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let workdir = std::env::temp_dir().join(format!(
@@ -207,55 +225,64 @@ impl Azurite {
         fs::create_dir_all(&workdir).map_err(|e| {
             AzuriteError::Start(format!("cannot create {}: {e}", workdir.display()))
         })?;
-        let log_path = workdir.join("azurite.log");
-        let log = fs::File::create(&log_path)
-            .map_err(|e| AzuriteError::Start(format!("cannot create the log file: {e}")))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| AzuriteError::Start(format!("cannot share the log file: {e}")))?;
-        let mut server = Command::new(&binary)
-            .args([
-                "--queueHost",
-                "127.0.0.1",
-                "--queuePort",
-                "0",
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--loose",
-                "--disableTelemetry",
-                "--silent",
-            ])
-            .args(extra)
-            .current_dir(&workdir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| {
-                AzuriteError::Start(format!(
-                    "cannot run {} (is Node.js installed?): {e}",
-                    binary.display()
-                ))
-            })?;
-        let watchdog = match spawn_watchdog(server.id(), &workdir) {
-            Ok(watchdog) => watchdog,
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(e);
-            }
+        let mut args: Vec<String> = if on_disk {
+            let data = workdir.join("data");
+            vec!["--location".to_owned(), data.to_string_lossy().into_owned()]
+        } else {
+            vec!["--inMemoryPersistence".to_owned()]
         };
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let (server, watchdog, log_path) = spawn_server(&binary, &workdir, 0, &args)?;
         // From here on, the guard's Drop cleans up whatever happens.
         let mut azurite = Self {
             server,
             watchdog,
             workdir,
             queue_endpoint: Url::parse("http://127.0.0.1/").expect("static URL"),
+            args,
+            scheme: scheme.to_owned(),
         };
         let port = azurite.wait_for_port(&log_path, scheme)?;
         azurite.queue_endpoint = Url::parse(&format!("{scheme}://127.0.0.1:{port}/{DEV_ACCOUNT}"))
             .map_err(|e| AzuriteError::Start(e.to_string()))?;
         Ok(azurite)
+    }
+
+    /// Stop the server gracefully (SIGTERM: Azurite writes an on-disk store before it
+    /// exits) and wait for it. Requests fail until [`Self::restart`].
+    pub fn stop(&mut self) {
+        if matches!(self.server.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.server.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(self.server.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.server.kill();
+            let _ = self.server.wait();
+        }
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+    }
+
+    /// Start the server again on the same port with the same arguments (and so, with
+    /// [`Self::start_on_disk`], the same data).
+    pub fn restart(&mut self) -> Result<(), AzuriteError> {
+        self.stop();
+        let binary = ensure_installed()?;
+        let port = self.port();
+        let (server, watchdog, log_path) = spawn_server(&binary, &self.workdir, port, &self.args)?;
+        self.server = server;
+        self.watchdog = watchdog;
+        let scheme = self.scheme.clone();
+        let listening = self.wait_for_port(&log_path, &scheme)?;
+        if listening != port {
+            return Err(AzuriteError::Start(format!(
+                "restarted on port {listening}, not {port}"
+            )));
+        }
+        Ok(())
     }
 
     /// Wait for "successfully listens on <scheme>://127.0.0.1:<port>" in the log.
@@ -318,6 +345,55 @@ impl Azurite {
     /// The server's process id (tests check it is gone after drop).
     pub fn pid(&self) -> u32 {
         self.server.id()
+    }
+}
+
+/// Start `azurite-queue` on `port` (0: the OS picks) with `args`, logging to a fresh file in
+/// `workdir`, plus its watchdog. Returns both and the log's path.
+fn spawn_server(
+    binary: &Path,
+    workdir: &Path,
+    port: u16,
+    args: &[String],
+) -> Result<(Child, Child, PathBuf), AzuriteError> {
+    static NEXT_LOG: AtomicU32 = AtomicU32::new(0);
+    let log_path = workdir.join(format!(
+        "azurite-{}.log",
+        NEXT_LOG.fetch_add(1, Ordering::Relaxed)
+    ));
+    let log = fs::File::create(&log_path)
+        .map_err(|e| AzuriteError::Start(format!("cannot create the log file: {e}")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| AzuriteError::Start(format!("cannot share the log file: {e}")))?;
+    let mut server = Command::new(binary)
+        .args(["--queueHost", "127.0.0.1", "--queuePort"])
+        .arg(port.to_string())
+        .args([
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ])
+        .args(args)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| {
+            AzuriteError::Start(format!(
+                "cannot run {} (is Node.js installed?): {e}",
+                binary.display()
+            ))
+        })?;
+    match spawn_watchdog(server.id(), workdir) {
+        Ok(watchdog) => Ok((server, watchdog, log_path)),
+        Err(e) => {
+            let _ = server.kill();
+            let _ = server.wait();
+            Err(e)
+        }
     }
 }
 

@@ -2,8 +2,13 @@
 //!
 //! - [`azurite`]: installs (pinned, `tests/azurite`) and starts the Azurite queue emulator on
 //!   a port of its own, and stops it when the guard drops, even when a test panics.
+//! - [`serve`]: `pexip-sdk serve` as a child process started like the Functions host starts
+//!   it, SIGTERM and SIGKILL, its RSS, and the host's timer invocations.
+//! - [`stats`]: latency percentiles for the benchmarks and the fault runs.
 
 pub mod azurite;
+pub mod serve;
+pub mod stats;
 
 /// A queue name no other test uses: `<prefix>-<random hex>`, within the service's rules as
 /// long as `prefix` is lowercase letters, digits and single hyphens (at most 30 chars).

@@ -218,3 +218,150 @@ async fn a_pooled_room_that_pexip_lost_is_skipped() {
     assert_eq!(room["name"], pooled[1].name.as_str());
     assert_eq!(app.rooms.stats().pool_empty_fallbacks, 0);
 }
+
+#[tokio::test]
+async fn concurrent_creates_for_one_video_call_on_one_instance_share_one_room() {
+    let app = TestApp::spawn(Options::default()).await;
+    app.seed_pool().await;
+    let creates = (0..10).map(|_| created_room(&app, EXAMPLE_UUI));
+    let rooms = futures::future::join_all(creates).await;
+    let ids: HashSet<u64> = rooms.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "every create got the same room: {ids:?}");
+    app.rooms.background_idle().await;
+    let tagged: Vec<_> = app
+        .sim
+        .rooms()
+        .into_iter()
+        .filter(|r| !r.tag.is_empty())
+        .collect();
+    assert_eq!(tagged.len(), 1, "one room tagged for the call");
+    assert_eq!(app.rooms.stats().allocations, 1);
+    assert_eq!(app.rooms.stats().allocations_existing, 9);
+    assert_eq!(
+        app.pool_depth().await,
+        5,
+        "one pool room used, one replaced"
+    );
+}
+
+/// Tag the room `id` for `EXAMPLE_TAG` while the service's own tagging PATCH is held up by
+/// the simulator, as another instance serving the same video call would. Returns the
+/// service's answer.
+async fn race_another_instance(app: &TestApp, other_id: u64) -> serde_json::Value {
+    // Only the service's PATCH is slowed: the fault is used up by the first one.
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(1_500)
+            .count(1)
+            .method("PATCH")
+            .path_prefix("/api/admin/configuration/v1/conference/"),
+    );
+    let create = {
+        let (http, url) = (
+            app.http.clone(),
+            app.at(&format!("/room/create?uuiData={EXAMPLE_UUI}")),
+        );
+        tokio::spawn(async move { http.post(url).send().await.unwrap() })
+    };
+    // Wait until the service's PATCH has reached the simulator (the fault is consumed).
+    loop {
+        let faults: serde_json::Value = app
+            .http
+            .get(format!("{}/_sim/faults", app.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if faults.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app.rooms
+        .pexip()
+        .patch_conference(other_id, &serde_json::json!({ "tag": EXAMPLE_TAG }))
+        .await
+        .unwrap();
+    let response = create.await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn idle_room() -> pexip_sdk::pexip::NewConference {
+    pexip_sdk::pexip::NewConference {
+        name: "vbv-otherinstance".into(),
+        service_type: "conference".into(),
+        description: String::new(),
+        tag: String::new(),
+        pin: "123456".into(),
+        guest_pin: "4321".into(),
+        allow_guests: true,
+        aliases: vec!["vbv-otherinstance".into()],
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_create_that_finds_an_older_room_tagged_for_its_call_answers_it_and_deletes_its_own() {
+    let app = TestApp::spawn(Options {
+        pool_target: 2,
+        ..Options::default()
+    })
+    .await;
+    // The other instance's room is older (lower id) than every pool room.
+    let other = app
+        .rooms
+        .pexip()
+        .create_conference(&idle_room())
+        .await
+        .unwrap();
+    app.seed_pool().await;
+
+    let answer = race_another_instance(&app, other.id).await;
+
+    assert_eq!(
+        answer["id"], other.id,
+        "both instances answer the older room"
+    );
+    assert_eq!(answer["tag"], EXAMPLE_TAG);
+    app.rooms.background_idle().await;
+    let tagged: Vec<_> = app
+        .sim
+        .rooms()
+        .into_iter()
+        .filter(|r| !r.tag.is_empty())
+        .collect();
+    assert_eq!(tagged.len(), 1, "the losing room is deleted: {tagged:?}");
+    assert_eq!(tagged[0].id, other.id);
+    assert_eq!(app.rooms.stats().duplicates_released, 1);
+    assert_eq!(app.pool_depth().await, 2, "the pool room used was replaced");
+}
+
+#[tokio::test]
+async fn a_create_whose_room_is_the_oldest_tagged_for_its_call_keeps_it() {
+    let app = TestApp::spawn(Options {
+        pool_target: 2,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    // The other instance's room is younger (higher id): it is the one to give way.
+    let other = app
+        .rooms
+        .pexip()
+        .create_conference(&idle_room())
+        .await
+        .unwrap();
+
+    let answer = race_another_instance(&app, other.id).await;
+
+    assert!(answer["id"].as_u64().unwrap() < other.id);
+    assert_eq!(answer["tag"], EXAMPLE_TAG);
+    app.rooms.background_idle().await;
+    assert_eq!(app.rooms.stats().duplicates_released, 0);
+    assert!(
+        app.sim.rooms().iter().any(|r| r.id == other.id),
+        "the other instance's room is its own to release"
+    );
+}

@@ -302,3 +302,164 @@ async fn timers_answer_the_host_shape_and_metrics_are_reported() {
         assert!(json["Logs"].is_array());
     }
 }
+
+/// The "pool: {…}" line of a timer's `Logs`.
+fn pool_line(response: &Value) -> Value {
+    let line = response["Logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|l| l.strip_prefix("pool: "))
+        .expect("a pool line in Logs")
+        .to_owned();
+    serde_json::from_str(&line).unwrap()
+}
+
+async fn the_gc_timer_trims_a_pool_above_its_target_and_the_metrics_timer_does_not(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(Options {
+        pool_target: 3,
+        ..Options::on(backend)
+    })
+    .await;
+    app.seed_pool().await;
+    let kept = allocated(&app, "TRIMKEEP").await;
+    app.rooms.background_idle().await;
+    // Another instance topped up at the same time: four rooms too many.
+    app.rooms.bulk_create(4).unwrap();
+    app.rooms.background_idle().await;
+    assert_eq!(app.pool_depth().await, 7);
+
+    let metrics = app.invoke_timer("metrics_timer").await;
+    assert_eq!(pool_line(&metrics)["trimmed"], 0, "{metrics}");
+    assert_eq!(app.pool_depth().await, 7, "only the GC timer trims");
+
+    let gc = app.invoke_timer("gc_timer").await;
+    let pool = pool_line(&gc);
+    assert_eq!(pool["trimmed"], 4, "{gc}");
+    assert_eq!(pool["created"], 0, "{gc}");
+    assert_eq!(app.pool_depth().await, 3, "the pool is back at its target");
+    let rooms = app.sim.rooms();
+    assert_eq!(rooms.len(), 4, "three pooled rooms and the handed-out one");
+    assert!(rooms.iter().any(|r| r.name == kept && !r.tag.is_empty()));
+    assert_eq!(app.rooms.stats().rooms_trimmed, 4);
+
+    // The remaining pool still serves callers.
+    let room: Value = app
+        .create(&uui("id", "AFTERTRIM"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(rooms.iter().any(|r| r.name == room["name"]));
+}
+
+#[tokio::test]
+async fn the_gc_timer_trims_a_pool_above_its_target_and_the_metrics_timer_does_not_in_memory() {
+    the_gc_timer_trims_a_pool_above_its_target_and_the_metrics_timer_does_not(Backend::Memory)
+        .await;
+}
+
+#[tokio::test]
+async fn the_gc_timer_trims_a_pool_above_its_target_and_the_metrics_timer_does_not_on_azurite() {
+    the_gc_timer_trims_a_pool_above_its_target_and_the_metrics_timer_does_not(Backend::Azurite)
+        .await;
+}
+
+#[tokio::test]
+async fn a_trim_leaves_a_tagged_pooled_room_alone() {
+    let app = TestApp::spawn(Options {
+        pool_target: 1,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    app.rooms.bulk_create(1).unwrap();
+    app.rooms.background_idle().await;
+    // Tag both pooled rooms behind the service's back: they belong to someone now.
+    for room in app.sim.rooms() {
+        app.rooms
+            .pexip()
+            .patch_conference(
+                room.id,
+                &serde_json::json!({"tag": "https://id.gov.bc.ca/idcheck/protected/video/X"}),
+            )
+            .await
+            .unwrap();
+    }
+    let gc = app.invoke_timer("gc_timer").await;
+    assert_eq!(pool_line(&gc)["trimmed"], 0, "{gc}");
+    assert_eq!(app.sim.rooms().len(), 2, "no tagged room is deleted");
+}
+
+#[tokio::test]
+async fn a_timer_top_up_counts_the_refills_still_in_flight() {
+    let app = TestApp::spawn(Options {
+        pool_target: 2,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    // Replacement rooms take a long time to create, so both are still on their way to the
+    // pool when the timer runs.
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(3_000)
+            .method("POST")
+            .path_prefix("/api/admin/configuration/v1/conference/"),
+    );
+    allocated(&app, "INFLIGHT1").await;
+    allocated(&app, "INFLIGHT2").await;
+    assert_eq!(app.pool_depth().await, 0);
+
+    let metrics = app.invoke_timer("metrics_timer").await;
+    let pool = pool_line(&metrics);
+    assert_eq!(pool["in_flight"], 2, "{metrics}");
+    assert_eq!(
+        pool["created"], 0,
+        "the refills in flight are not made twice"
+    );
+    app.rooms.background_idle().await;
+    assert_eq!(app.pool_depth().await, 2, "exactly at target");
+    assert_eq!(app.sim_room_count(), 4);
+}
+
+/// Keep paused time moving in 1 ms steps while requests are on real sockets (see
+/// tests/pexip_client.rs): otherwise the clock jumps straight to the next timer.
+fn tick() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_run_longer_than_the_request_timeout_completes_and_a_room_request_does_not() {
+    let _tick = tick();
+    let app = TestApp::spawn(Options {
+        env: vec![("PEXIP_REQUEST_TIMEOUT_SECONDS".into(), "300".into())],
+        ..Options::default()
+    })
+    .await;
+    // Pexip takes 70 s to answer the GC's first question (which conferences are live).
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(70_000)
+            .count(1)
+            .path_prefix("/api/admin/status/v1/conference/"),
+    );
+    let started = tokio::time::Instant::now();
+    let gc = gc_report(&app).await;
+    assert!(started.elapsed() >= Duration::from_secs(70));
+    assert_eq!(gc["interrupted"], false, "{gc}");
+
+    // Routes callers use still give up after a minute.
+    app.sim.add_fault(
+        pexip_sdk::sim::Fault::latency(70_000)
+            .count(1)
+            .path_prefix("/api/admin/configuration/v1/conference/"),
+    );
+    let slow = app.http.get(app.at("/room")).send().await.unwrap();
+    assert_eq!(slow.status(), 503);
+}

@@ -126,3 +126,23 @@ fn local_settings_are_complete_dev_only_values() {
     pexip_sdk::config::EventSinkSettings::from_env(&env).unwrap();
     pexip_sdk::config::GenesysSettings::from_env(&env).unwrap();
 }
+
+#[test]
+fn a_gc_run_fits_inside_the_hosts_function_timeout_and_its_timer_period() {
+    // The host cancels an invocation after `functionTimeout` (Consumption default 5 min,
+    // shorter than the GC's budget), so host.json sets it; the GC stops draining at its budget
+    // and leaves time for the pool rebalance and the leak search after it.
+    let timeout = layout()
+        .host
+        .function_timeout
+        .expect("host.json sets functionTimeout");
+    let settings = pexip_sdk::config::RoomSettings::from_env(&pexip_sdk::config::Env::from_pairs(
+        Vec::<(String, String)>::new(),
+    ))
+    .unwrap();
+    assert!(settings.gc_time_budget + std::time::Duration::from_secs(60) <= timeout);
+    assert!(
+        timeout <= std::time::Duration::from_secs(600),
+        "one run per 10-minute period"
+    );
+}
