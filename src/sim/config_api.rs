@@ -110,7 +110,8 @@ fn created(state: &Shared, path: String) -> Response {
     (StatusCode::CREATED, [(header::LOCATION, location)]).into_response()
 }
 
-fn list_spec(
+/// The list envelope's rules for one collection: Pexip's default page and this simulator's cap.
+pub(crate) fn list_spec(
     state: &Shared,
     path: &'static str,
     fields: &'static [(&'static str, FilterKind)],

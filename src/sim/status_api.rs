@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::config_api::{DEFAULT_LIMIT, bad_request};
-use super::filters::{self, FilterKind, ListSpec};
+use super::config_api::{bad_request, list_spec};
+use super::filters::{self, FilterKind};
 use super::live::{STATUS_CONFERENCE_PATH, STATUS_PARTICIPANT_PATH};
 use super::state::Shared;
 
@@ -50,25 +50,12 @@ const PARTICIPANT_FILTERS: &[(&str, FilterKind)] = &[
     ("encryption", FilterKind::Text),
 ];
 
-fn spec(
-    state: &Shared,
-    path: &'static str,
-    fields: &'static [(&'static str, FilterKind)],
-) -> ListSpec<'static> {
-    ListSpec {
-        path,
-        fields,
-        default_limit: DEFAULT_LIMIT,
-        max_limit: state.max_list_limit,
-    }
-}
-
 /// `GET status/v1/conference/`.
 pub(crate) async fn list_conferences(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let spec = spec(&state, STATUS_CONFERENCE_PATH, CONFERENCE_FILTERS);
+    let spec = list_spec(&state, STATUS_CONFERENCE_PATH, CONFERENCE_FILTERS);
     let query = match filters::parse(query.as_deref(), &spec) {
         Ok(q) => q,
         Err(message) => return bad_request(message),
@@ -98,7 +85,7 @@ pub(crate) async fn list_participants(
     State(state): State<Shared>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let spec = spec(&state, STATUS_PARTICIPANT_PATH, PARTICIPANT_FILTERS);
+    let spec = list_spec(&state, STATUS_PARTICIPANT_PATH, PARTICIPANT_FILTERS);
     let query = match filters::parse(query.as_deref(), &spec) {
         Ok(q) => q,
         Err(message) => return bad_request(message),
