@@ -31,10 +31,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sdk::sim::{self, Fault, SimConfig, SimHandle};
-use pexip_sdk::testkit::azurite::Azurite;
-use pexip_sdk::testkit::serve::{ServeProcess, invoke_timer, log_dir};
-use pexip_sdk::testkit::stats::{Latencies, ms};
+use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use testkit::azurite::Azurite;
+use testkit::serve::{ServeProcess, invoke_timer, log_dir};
+use testkit::stats::{Latencies, ms};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const INSTANCES: usize = 3;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
 use pexip_sdk::pexip::{Deleted, NewConference, PexipClient};
-use pexip_sdk::sim::{self, Fault, SimConfig, SimHandle};
+use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
 use secrecy::SecretString;
 
 const WORKERS: usize = 16;

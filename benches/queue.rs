@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{Queue, QueueService};
-use pexip_sdk::testkit::azurite::Azurite;
-use pexip_sdk::testkit::unique_queue_name;
+use testkit::azurite::Azurite;
+use testkit::unique_queue_name;
 
 const WORKERS: usize = 16;
 const HIDE: Duration = Duration::from_secs(300);

@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{DELETION_QUEUE, DeletionMessage, Queue, QueueService};
-use pexip_sdk::sim::{self, Fault, SimConfig, SimHandle};
-use pexip_sdk::testkit::azurite::Azurite;
-use pexip_sdk::testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, proc_rss_mib};
-use pexip_sdk::testkit::stats::{Latencies, ms};
+use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use testkit::azurite::Azurite;
+use testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, proc_rss_mib};
+use testkit::stats::{Latencies, ms};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const PEXIP_LATENCY_MS: u64 = 20;

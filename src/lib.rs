@@ -24,10 +24,10 @@
 //! - [`genesys`]: checks contact-centre agents' Genesys Cloud tokens.
 //! - [`entra`]: checks Microsoft Entra ID access tokens on the private `/room*` routes
 //!   (signing keys from the tenant's JWKS, cached).
-//! - [`sim`]: a faithful Pexip simulator, the test peer and the embedded default of `dev`
-//!   mode. Production code never calls it.
-//! - [`testkit`]: support for tests and benchmarks (the Azurite launcher); production code
-//!   never calls it.
+//!
+//! Two more crates live in the workspace: `crates/pexip-sim`, the Pexip simulator that
+//! `sim` and `dev` start (it depends on nothing here), and `crates/testkit`, what the tests
+//! and benchmarks share (a dev-dependency only).
 
 pub mod cli;
 pub mod config;
@@ -40,6 +40,4 @@ pub mod queue;
 pub mod rooms;
 pub mod routes;
 pub mod secrets;
-pub mod sim;
 pub mod telemetry;
-pub mod testkit;

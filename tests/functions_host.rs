@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::functions::AppLayout;
-use pexip_sdk::sim::{self, EventSinkTarget, SimConfig};
-use pexip_sdk::testkit::azurite::Azurite;
+use pexip_sim::{self as sim, EventSinkTarget, SimConfig};
+use testkit::azurite::Azurite;
 use serde_json::{Value, json};
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");

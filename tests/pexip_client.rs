@@ -15,7 +15,7 @@ use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
 use pexip_sdk::pexip::{
     Deleted, NewConference, PexipClient, PexipError, ensure_not_collection_delete,
 };
-use pexip_sdk::sim::{self, Fault, SimConfig, SimHandle};
+use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::json;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
 use pexip_sdk::pexip::{NewConference, PexipClient};
-use pexip_sdk::sim::{self, Fault, SimConfig};
+use pexip_sim::{self as sim, Fault, SimConfig};
 use secrecy::SecretString;
 use serde_json::json;
 

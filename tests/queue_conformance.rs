@@ -21,8 +21,8 @@ use pexip_sdk::queue::{
     DELETION_QUEUE, POOL_QUEUE, PoolMessage, Queue, QueueError, QueueService, ReceivedMessage,
     poison_name,
 };
-use pexip_sdk::testkit::azurite::{Azurite, report};
-use pexip_sdk::testkit::unique_queue_name;
+use testkit::azurite::{Azurite, report};
+use testkit::unique_queue_name;
 
 /// How long a message under test stays hidden when the test checks it is hidden: long
 /// enough that the very next request sees it hidden even on a busy machine.

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pexip_sdk::config::{Env, STORAGE_CLIENT_ID, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
 use pexip_sdk::queue::{QueueError, QueueService};
-use pexip_sdk::testkit::azurite::{Azurite, report};
-use pexip_sdk::testkit::unique_queue_name;
+use testkit::azurite::{Azurite, report};
+use testkit::unique_queue_name;
 
 const CHILD_FLAG: &str = "--managed-identity-child";
 const IDENTITY_HEADER: &str = "fake-identity-header-value";

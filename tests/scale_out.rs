@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sdk::sim::{self, SimConfig, SimHandle};
-use pexip_sdk::testkit::azurite::{Azurite, report};
-use pexip_sdk::testkit::serve::{ServeProcess, invoke_timer, log_dir};
+use pexip_sim::{self as sim, SimConfig, SimHandle};
+use testkit::azurite::{Azurite, report};
+use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const INSTANCES: usize = 4;

@@ -32,7 +32,7 @@ use pexip_sdk::config::{
 };
 use pexip_sdk::queue::QueueService;
 use pexip_sdk::secrets::{Secret, SecretsError, VaultOptions};
-use pexip_sdk::sim::{self, SimConfig};
+use pexip_sim::{self as sim, SimConfig};
 use secrecy::ExposeSecret as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;

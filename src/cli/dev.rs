@@ -15,7 +15,7 @@ use crate::config::{Env, StorageSettings};
 use crate::functions::{AppLayout, TimerFunction};
 use crate::queue::QueueService;
 use crate::routes::build_router;
-use crate::sim::{EventSinkTarget, SimConfig};
+use pexip_sim::{EventSinkTarget, SimConfig};
 
 /// Arguments of `dev`.
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,7 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
     let service_url = format!("http://127.0.0.1:{}", args.port);
 
     let sink_password = uuid::Uuid::new_v4().simple().to_string();
-    let sim = crate::sim::start(
+    let sim = pexip_sim::start(
         SimConfig {
             replication_delay: Duration::from_secs(args.replication_delay_seconds),
             event_sinks: vec![EventSinkTarget {

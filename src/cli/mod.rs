@@ -29,7 +29,7 @@ enum Command {
     /// Run everything locally: simulator, in-memory queues, timers, and the routes.
     Dev(dev::DevArgs),
     /// Run the Pexip simulator alone (a test peer for `func start` setups and scripts).
-    Sim(crate::sim::SimArgs),
+    Sim(pexip_sim::SimArgs),
 }
 
 /// Parse the command line, run the chosen subcommand, and turn its outcome into an exit code.
@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args, &env).await,
             Command::Dev(args) => dev::run(args, &env).await,
-            Command::Sim(args) => crate::sim::run(args, &env).await,
+            Command::Sim(args) => pexip_sim::run(args, app::shutdown_signal()).await,
         }
     });
     match outcome {

@@ -250,7 +250,7 @@ async fn concurrent_creates_for_one_video_call_on_one_instance_share_one_room() 
 async fn race_another_instance(app: &TestApp, other_id: u64) -> serde_json::Value {
     // Only the service's PATCH is slowed: the fault is used up by the first one.
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::latency(1_500)
+        pexip_sim::Fault::latency(1_500)
             .count(1)
             .method("PATCH")
             .path_prefix("/api/admin/configuration/v1/conference/"),

@@ -189,7 +189,7 @@ async fn transient_pexip_failures_leave_the_message_for_another_run() {
     let name = allocated(&app, "FLAKY").await;
     enqueue_deletion(&app, &name).await;
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::status(503)
+        pexip_sim::Fault::status(503)
             .count(10)
             .method("DELETE")
             .path_prefix("/api/admin/configuration/v1/conference/"),
@@ -405,7 +405,7 @@ async fn a_timer_top_up_counts_the_refills_still_in_flight() {
     // Replacement rooms take a long time to create, so both are still on their way to the
     // pool when the timer runs.
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::latency(3_000)
+        pexip_sim::Fault::latency(3_000)
             .method("POST")
             .path_prefix("/api/admin/configuration/v1/conference/"),
     );
@@ -445,7 +445,7 @@ async fn a_timer_run_longer_than_the_request_timeout_completes_and_a_room_reques
     .await;
     // Pexip takes 70 s to answer the GC's first question (which conferences are live).
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::latency(70_000)
+        pexip_sim::Fault::latency(70_000)
             .count(1)
             .path_prefix("/api/admin/status/v1/conference/"),
     );
@@ -456,7 +456,7 @@ async fn a_timer_run_longer_than_the_request_timeout_completes_and_a_room_reques
 
     // Routes callers use still give up after a minute.
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::latency(70_000)
+        pexip_sim::Fault::latency(70_000)
             .count(1)
             .path_prefix("/api/admin/configuration/v1/conference/"),
     );

@@ -88,7 +88,7 @@ async fn health_is_alive_and_deep_health_sees_pexip_go_down() {
     assert_eq!(deep["checks"]["queues"], "ok");
 
     app.sim.add_fault(
-        pexip_sdk::sim::Fault::status(503)
+        pexip_sim::Fault::status(503)
             .count(100)
             .path_prefix("/api/admin/status/"),
     );

@@ -8,8 +8,8 @@ use pexip_sdk::cli::app::{App, AppSettings};
 use pexip_sdk::config::{Env, StorageSettings};
 use pexip_sdk::queue::QueueService;
 use pexip_sdk::rooms::RoomService;
-use pexip_sdk::sim::{self, EventSinkTarget, SimConfig, SimHandle};
-use pexip_sdk::testkit::azurite::Azurite;
+use pexip_sim::{self as sim, EventSinkTarget, SimConfig, SimHandle};
+use testkit::azurite::Azurite;
 
 /// Credentials the simulator's event sink uses.
 pub const SINK_USER: &str = "pexip";

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use pexip_sdk::sim::{self, SimConfig, SimHandle};
+use pexip_sim::{self as sim, SimConfig, SimHandle};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;

@@ -1,6 +1,5 @@
 //! The Pexip simulator's own tests, over real HTTP (one test binary, one module per area).
 
-mod cli;
 mod config_api;
 mod control;
 mod events;

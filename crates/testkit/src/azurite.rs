@@ -1,5 +1,5 @@
 //! The Azurite queue emulator as a test component: installed from the pinned
-//! `tests/azurite/package.json` + lock (`npm ci`, under a lock so parallel test binaries do
+//! `crates/testkit/azurite/package.json` + lock (`npm ci`, under a lock so parallel test binaries do
 //! not race), started from its own binary (`node_modules/.bin/azurite-queue`, not `npx`, so
 //! the process we hold is the server), on a port the OS picks (`--queuePort 0`, read back
 //! from its log: no race for a "free" port), in memory, and stopped when the guard drops.
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use url::Url;
 
-use crate::config::{DEV_ACCOUNT, DEV_ACCOUNT_KEY, StorageSettings};
+use pexip_sdk::config::{DEV_ACCOUNT, DEV_ACCOUNT_KEY, StorageSettings};
 
 /// Why Azurite could not be installed or started.
 #[derive(Debug, thiserror::Error)]
@@ -34,18 +34,16 @@ pub enum AzuriteError {
     Start(String),
 }
 
-/// `tests/azurite`, where the pinned package.json and lock live.
+/// `crates/testkit/azurite`, where the pinned package.json and lock live.
 pub fn package_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("azurite")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("azurite")
 }
 
 fn server_binary(dir: &Path) -> PathBuf {
     dir.join("node_modules").join(".bin").join("azurite-queue")
 }
 
-/// The version pinned in `tests/azurite/package.json`.
+/// The version pinned in `crates/testkit/azurite/package.json`.
 fn pinned_version(dir: &Path) -> Result<String, AzuriteError> {
     let text = fs::read_to_string(dir.join("package.json"))
         .map_err(|e| AzuriteError::Install(format!("cannot read package.json: {e}")))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use pexip_sdk::sim::{EventSinkTarget, SimConfig};
+use pexip_sim::{EventSinkTarget, SimConfig};
 
 use crate::helpers::{Api, Receiver, http, start_sim_with};
 

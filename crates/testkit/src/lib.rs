@@ -1,6 +1,6 @@
 //! Support for tests and benchmarks; production code never calls it.
 //!
-//! - [`azurite`]: installs (pinned, `tests/azurite`) and starts the Azurite queue emulator on
+//! - [`azurite`]: installs (pinned, `crates/testkit/azurite`) and starts the Azurite queue emulator on
 //!   a port of its own, and stops it when the guard drops, even when a test panics.
 //! - [`serve`]: `pexip-sdk serve` as a child process started like the Functions host starts
 //!   it, SIGTERM and SIGKILL, its RSS, and the host's timer invocations.

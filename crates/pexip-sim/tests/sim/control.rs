@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use pexip_sdk::sim::{Counters, SimConfig, SimError, SimRoom};
+use pexip_sim::{Counters, SimConfig, SimError, SimRoom};
 
 use crate::helpers::{
     ALIASES, Api, Assertion, CONFERENCES, http, request_token, start_sim, start_sim_with,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use pexip_sdk::sim::SimConfig;
+use pexip_sim::SimConfig;
 
 use crate::helpers::{ALIASES, Api, CONFERENCES, location_id, start_sim, start_sim_with};
 

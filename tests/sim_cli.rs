@@ -10,7 +10,16 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{CONFERENCES, http};
+/// Conference collection path.
+const CONFERENCES: &str = "/api/admin/configuration/v1/conference/";
+
+/// An HTTP client that never goes through an environment proxy.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
 
 /// The simulator process and the `KEY=VALUE` lines it printed (and any PEM lines after).
 struct SimProcess {
@@ -136,7 +145,9 @@ async fn the_cli_writes_a_usable_key_file_readable_only_by_its_owner() {
     let _ = std::fs::remove_file(&path);
 
     // Another key for the same id is refused.
-    let other = crate::helpers::other_key().0;
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -193,7 +193,7 @@ pub async fn invoke_timer(
     let response = http
         .post(format!("{base}/{name}"))
         .header(
-            crate::functions::INVOCATION_ID_HEADER,
+            pexip_sdk::functions::INVOCATION_ID_HEADER,
             uuid::Uuid::new_v4().to_string(),
         )
         .json(&timer_payload(name))
@@ -203,7 +203,7 @@ pub async fn invoke_timer(
     if !response.status().is_success() {
         return Err(format!("{name}: status {}", response.status()));
     }
-    let body: crate::functions::InvokeResponse =
+    let body: pexip_sdk::functions::InvokeResponse =
         response.json().await.map_err(|e| format!("{name}: {e}"))?;
     Ok(body.logs)
 }

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use pexip_sdk::sim::SimConfig;
+use pexip_sim::SimConfig;
 
 use crate::helpers::{
     Api, Assertion, CONFERENCES, http, other_key, request_token, start_sim, start_sim_with, token,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use pexip_sdk::sim::{Fault, FaultKind};
+use pexip_sim::{Fault, FaultKind};
 
 use crate::helpers::{Api, Assertion, CONFERENCES, http, request_token, start_sim};
 

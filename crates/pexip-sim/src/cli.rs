@@ -1,7 +1,7 @@
 //! `pexip-sdk sim`: the simulator alone, for `func start` setups and scripts.
 //!
 //! It prints what a client needs as `KEY=VALUE` lines on stdout (base URL, client id, and the
-//! key or the file it was written to), then serves until Ctrl-C or SIGTERM.
+//! key or the file it was written to), then serves until the shutdown future the caller passes completes.
 
 use std::fmt;
 use std::io::Write as _;
@@ -95,9 +95,12 @@ impl SimArgs {
     }
 }
 
-/// Run the simulator until Ctrl-C or SIGTERM. It takes every setting from its flags, so the
-/// environment snapshot is unused.
-pub async fn run(args: SimArgs, _env: &crate::config::Env) -> anyhow::Result<()> {
+/// Run the simulator until `shutdown` completes (the binary passes its Ctrl-C/SIGTERM
+/// future). Every setting comes from the flags.
+pub async fn run(
+    args: SimArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
@@ -122,7 +125,7 @@ pub async fn run(args: SimArgs, _env: &crate::config::Env) -> anyhow::Result<()>
     }
     out.flush()?;
     drop(out);
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("stopping the pexip simulator");
     sim.shutdown().await;
     Ok(())
@@ -148,25 +151,4 @@ fn write_private_key(path: &Path, pem: &str) -> anyhow::Result<()> {
     }
     file.write_all(pem.as_bytes())?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }
