@@ -1,6 +1,7 @@
 //! The managed-identity path end to end: `ManagedIdentityCredential` (App Service source)
-//! gets a token from a loopback fake of the identity endpoint and the queue client uses it
-//! against Azurite in `--oauth basic` mode over https, with a certificate made here.
+//! gets a token from a loopback fake of the identity endpoint and the queue client (and the
+//! allocation records' blob client) use it against Azurite in `--oauth basic` mode over
+//! https, with a certificate made here.
 //!
 //! Why a test binary of its own, without libtest's harness: `ManagedIdentityCredential`
 //! picks its source from the *process* environment (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`)
@@ -20,7 +21,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pexip_sdk::config::{Env, STORAGE_CLIENT_ID, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
+use pexip_sdk::config::{
+    Env, STORAGE_BLOB_SERVICE_URI, STORAGE_CLIENT_ID, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
+};
+use pexip_sdk::locks::{LockError, LockService};
 use pexip_sdk::queue::{QueueError, QueueService};
 use testkit::azurite::{Azurite, report};
 use testkit::unique_queue_name;
@@ -170,6 +174,7 @@ fn parent(selected: &[&str]) {
     });
     let identity_endpoint = format!("http://{addr}/msi/token");
     let uri = azurite.queue_endpoint().as_str();
+    let blob_uri = azurite.blob_endpoint().as_str();
 
     for name in selected {
         let client_id = if *name == TESTS[0] {
@@ -178,7 +183,13 @@ fn parent(selected: &[&str]) {
             WRONG_AUDIENCE_CLIENT_ID
         };
         fake.seen.lock().unwrap().clear();
-        run_child(&identity_endpoint, uri, &cert_path, name, client_id);
+        run_child(
+            &identity_endpoint,
+            [uri, blob_uri],
+            &cert_path,
+            name,
+            client_id,
+        );
         let seen = fake.seen.lock().unwrap().clone();
         assert!(
             !seen.is_empty(),
@@ -209,10 +220,16 @@ fn parent(selected: &[&str]) {
     drop(azurite);
 }
 
-fn run_child(identity_endpoint: &str, uri: &str, cert: &Path, name: &str, client_id: &str) {
+fn run_child(
+    identity_endpoint: &str,
+    [uri, blob_uri]: [&str; 2],
+    cert: &Path,
+    name: &str,
+    client_id: &str,
+) {
     let exe = std::env::current_exe().expect("own executable");
     let output = Command::new(exe)
-        .args([CHILD_FLAG, name, uri, client_id])
+        .args([CHILD_FLAG, name, uri, blob_uri, client_id])
         .arg(cert)
         .env("IDENTITY_ENDPOINT", identity_endpoint)
         .env("IDENTITY_HEADER", IDENTITY_HEADER)
@@ -234,15 +251,15 @@ fn run_child(identity_endpoint: &str, uri: &str, cert: &Path, name: &str, client
 
 /// The child: real `ManagedIdentityCredential`, real queue client, Azurite over https.
 fn child(args: &[String]) -> ExitCode {
-    let [name, uri, client_id, cert] = args else {
-        eprintln!("usage: {CHILD_FLAG} <test> <queue uri> <client id> <cert.pem>");
+    let [name, uri, blob_uri, client_id, cert] = args else {
+        eprintln!("usage: {CHILD_FLAG} <test> <queue uri> <blob uri> <client id> <cert.pem>");
         return ExitCode::from(2);
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let outcome = runtime.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(120),
-            child_test(name, uri, client_id, Path::new(cert)),
+            child_test(name, [uri, blob_uri], client_id, Path::new(cert)),
         )
         .await
         .unwrap_or_else(|_| Err("timed out".to_owned()))
@@ -256,7 +273,12 @@ fn child(args: &[String]) -> ExitCode {
     }
 }
 
-async fn child_test(name: &str, uri: &str, client_id: &str, cert: &Path) -> Result<(), String> {
+async fn child_test(
+    name: &str,
+    [uri, blob_uri]: [&str; 2],
+    client_id: &str,
+    cert: &Path,
+) -> Result<(), String> {
     let pem = std::fs::read(cert).map_err(|e| e.to_string())?;
     let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
     let http = reqwest::Client::builder()
@@ -268,6 +290,7 @@ async fn child_test(name: &str, uri: &str, client_id: &str, cert: &Path) -> Resu
     // The settings come through config exactly as in production.
     let env = Env::from_pairs([
         (STORAGE_QUEUE_SERVICE_URI, uri),
+        (STORAGE_BLOB_SERVICE_URI, blob_uri),
         (STORAGE_CLIENT_ID, client_id),
     ]);
     let settings = StorageSettings::from_env(&env)
@@ -279,6 +302,10 @@ async fn child_test(name: &str, uri: &str, client_id: &str, cert: &Path) -> Resu
             settings.describe()
         ));
     }
+    let records = LockService::connect_with(&settings, Some(transport.clone()))
+        .map_err(|e| e.to_string())?
+        .store(&unique_queue_name("identity"))
+        .map_err(|e| e.to_string())?;
     let service =
         QueueService::connect_with(&settings, Some(transport)).map_err(|e| e.to_string())?;
     let queue = service
@@ -286,10 +313,24 @@ async fn child_test(name: &str, uri: &str, client_id: &str, cert: &Path) -> Resu
         .map_err(|e| e.to_string())?;
 
     if name == TESTS[1] {
+        if !matches!(records.ensure_exists().await, Err(LockError::Unauthorized)) {
+            return Err("expected the blob service to refuse the token".to_owned());
+        }
         return match queue.ensure_exists().await {
             Err(QueueError::Unauthorized) => Ok(()),
             other => Err(format!("expected Unauthorized, got {other:?}")),
         };
+    }
+    // The allocation records: a create-only write, then a read of it.
+    let record = |what: &'static str| move |e: LockError| format!("record {what}: {e}");
+    records.ensure_exists().await.map_err(record("container"))?;
+    let etag = records
+        .create("call", b"{}")
+        .await
+        .map_err(record("create"))?;
+    let read = records.read("call").await.map_err(record("read"))?;
+    if read.map(|r| r.etag) != Some(etag) {
+        return Err("the record read back is not the one written".to_owned());
     }
     let step = |what: &'static str| move |e: QueueError| format!("{what}: {e}");
     queue.ensure_exists().await.map_err(step("create"))?;

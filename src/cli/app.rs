@@ -14,6 +14,7 @@ use crate::config::{
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
+use crate::locks::LockService;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
 use crate::rooms::RoomService;
@@ -111,7 +112,10 @@ impl App {
         let (pexip_secret, event_sink_password) = settings.secrets();
         let pexip =
             PexipClient::with_secret(&settings.pexip, pexip_secret).context("Pexip client")?;
-        let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
+        // The allocation records live in the queues' storage account (in memory with them).
+        let records = LockService::connect(&settings.storage).context("allocation records")?;
+        let rooms =
+            RoomService::new(pexip, &queues, &records, settings.rooms).context("room service")?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()

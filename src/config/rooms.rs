@@ -44,9 +44,19 @@ pub struct RoomSettings {
     pub reconcile_dry_run: bool,
     /// `BULK_CREATE_MAX` (default 1000): the largest `count` of `POST /room/bulk`.
     pub bulk_create_max: usize,
-    /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name, so deployment slots
-    /// (or tests) sharing one storage account keep separate pools.
+    /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name and the allocation
+    /// records' container name, so deployment slots (or tests) sharing one storage account
+    /// keep separate pools.
     pub queue_prefix: String,
+    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 30, at least 2): a create waiting for
+    /// another instance's allocation of the same video call takes it over when the call's
+    /// record has not changed for this long (its owner died). A liveness bound only: an owner
+    /// slower than this can never answer a room the taker-over does not.
+    pub claim_timeout: Duration,
+    /// `ALLOCATION_RECORD_MAX_AGE_HOURS` (default 168, at least 1): the GC timer removes
+    /// allocation records last written longer ago (records are removed with their rooms; this
+    /// catches the ones whose room went another way).
+    pub record_max_age: Duration,
 }
 
 impl RoomSettings {
@@ -112,8 +122,24 @@ impl RoomSettings {
                 "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
             ));
         }
+        let claim_timeout = env.seconds_or("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 30)?;
+        if claim_timeout < Duration::from_secs(2) {
+            return Err(ConfigError::invalid(
+                "ALLOCATION_CLAIM_TIMEOUT_SECONDS",
+                "must be at least 2",
+            ));
+        }
+        let record_max_age_hours: u64 = env.parse_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168)?;
+        if record_max_age_hours == 0 {
+            return Err(ConfigError::invalid(
+                "ALLOCATION_RECORD_MAX_AGE_HOURS",
+                "must be at least 1",
+            ));
+        }
         Ok(Self {
             queue_prefix,
+            claim_timeout,
+            record_max_age: Duration::from_secs(record_max_age_hours.saturating_mul(3600)),
             pool_target: env.parse_or("ROOM_POOL_TARGET", 10)?,
             ready_delay: env.seconds_or("ROOM_READY_DELAY_SECONDS", 90)?,
             delete_grace: env.seconds_or("ROOM_DELETE_GRACE_SECONDS", 600)?,
@@ -223,6 +249,8 @@ mod tests {
         assert_eq!(s.delete_grace, Duration::from_secs(600));
         assert_eq!(s.persistent_prefixes, ["test_", "vkiosk_"]);
         assert_eq!(s.uui.allowed_hosts, ["id", "idtest", "iddev"]);
+        assert_eq!(s.claim_timeout, Duration::from_secs(30));
+        assert_eq!(s.record_max_age, Duration::from_secs(168 * 3600));
     }
 
     #[test]
@@ -236,6 +264,9 @@ mod tests {
             ("ROOM_POOL_TARGET", "-1"),
             ("GC_MAX_DEQUEUE", "0"),
             ("QUEUE_NAME_PREFIX", "Bad_Prefix"),
+            ("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "1"),
+            ("ALLOCATION_RECORD_MAX_AGE_HOURS", "0"),
+            ("ALLOCATION_RECORD_MAX_AGE_HOURS", "a week"),
         ];
         for (name, value) in cases {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();

@@ -17,14 +17,13 @@
 mod azure;
 mod memory;
 pub mod messages;
-mod shared_key;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::http::Transport;
 
-pub use messages::{DeletionMessage, GarbledMessage, PoolMessage};
+pub use messages::{DeletionMessage, GarbledMessage, PoolMessage, PooledRoom, QUARANTINE_REASON};
 
 use crate::config::StorageSettings;
 
@@ -444,6 +443,7 @@ mod tests {
         assert!(service.is_in_memory());
         let azure = QueueService::connect(&StorageSettings::development(
             url::Url::parse(crate::config::DEV_QUEUE_ENDPOINT).unwrap(),
+            url::Url::parse(crate::config::DEV_BLOB_ENDPOINT).unwrap(),
         ))
         .unwrap();
         assert!(!azure.is_in_memory());

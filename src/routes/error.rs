@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entra::AccessError;
 use crate::genesys::AgentAuthError;
+use crate::locks::LockError;
 use crate::pexip::PexipError;
 use crate::queue::QueueError;
 use crate::rooms::RoomsError;
@@ -120,6 +121,7 @@ impl From<RoomsError> for ApiError {
             RoomsError::Invalid(detail) => Self::bad_request("invalid_request", detail),
             RoomsError::Pexip(e) => e.into(),
             RoomsError::Queue(e) => e.into(),
+            RoomsError::Lock(e) => e.into(),
         }
     }
 }
@@ -169,6 +171,17 @@ impl From<QueueError> for ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_unavailable",
             "the room queues are unavailable",
+        )
+    }
+}
+
+impl From<LockError> for ApiError {
+    fn from(e: LockError) -> Self {
+        tracing::error!(error = %e, "allocation record request failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "allocation_unavailable",
+            "room allocation is unavailable; try again shortly",
         )
     }
 }

@@ -15,7 +15,7 @@ pub async fn readiness() -> &'static str {
 }
 
 /// Garbage collector, then the pool brought to its target (top-up or trim), then the
-/// reconciler (leaks). Every 10 minutes.
+/// reconciler (leaks), then the sweep of old allocation records. Every 10 minutes.
 pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
     let invocation = TimerInvocation::from_body(&body);
     let mut logs = Vec::new();
@@ -39,6 +39,16 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
         Err(e) => {
             tracing::warn!(error = %e, "reconcile failed");
             logs.push(format!("reconcile failed: {e}"));
+        }
+    }
+    match state.rooms.sweep_allocation_records().await {
+        Ok(r) => logs.push(format!(
+            "records: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "sweep of allocation records failed");
+            logs.push(format!("records sweep failed: {e}"));
         }
     }
     axum::Json(InvokeResponse::with_logs(logs))

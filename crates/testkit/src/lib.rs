@@ -1,7 +1,8 @@
 //! Support for tests and benchmarks; production code never calls it.
 //!
-//! - [`azurite`]: installs (pinned, `crates/testkit/azurite`) and starts the Azurite queue emulator on
-//!   a port of its own, and stops it when the guard drops, even when a test panics.
+//! - [`azurite`]: installs (pinned, `crates/testkit/azurite`) and starts the Azurite emulator
+//!   (queue and blob services) on ports of its own, and stops it when the guard drops, even
+//!   when a test panics.
 //! - [`serve`]: `pexip-sdk serve` as a child process started like the Functions host starts
 //!   it, SIGTERM and SIGKILL, its RSS, and the host's timer invocations.
 //! - [`stats`]: latency percentiles for the benchmarks and the fault runs.
