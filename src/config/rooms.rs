@@ -48,10 +48,10 @@ pub struct RoomSettings {
     /// records' container name, so deployment slots (or tests) sharing one storage account
     /// keep separate pools.
     pub queue_prefix: String,
-    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 30, at least 2): a create waiting for
+    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 10, at least 2): a create waiting for
     /// another instance's allocation of the same video call takes it over when the call's
-    /// record has not changed for this long (its owner died). A liveness bound only: an owner
-    /// slower than this can never answer a room the taker-over does not.
+    /// record has not changed for this long (its owner died, or lost its storage). A liveness
+    /// bound only: an owner slower than this can never answer a room the taker-over does not.
     pub claim_timeout: Duration,
     /// `ALLOCATION_RECORD_MAX_AGE_HOURS` (default 168, at least 1): the GC timer removes
     /// allocation records last written longer ago (records are removed with their rooms; this
@@ -122,7 +122,7 @@ impl RoomSettings {
                 "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
             ));
         }
-        let claim_timeout = env.seconds_or("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 30)?;
+        let claim_timeout = env.seconds_or("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 10)?;
         if claim_timeout < Duration::from_secs(2) {
             return Err(ConfigError::invalid(
                 "ALLOCATION_CLAIM_TIMEOUT_SECONDS",
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(s.delete_grace, Duration::from_secs(600));
         assert_eq!(s.persistent_prefixes, ["test_", "vkiosk_"]);
         assert_eq!(s.uui.allowed_hosts, ["id", "idtest", "iddev"]);
-        assert_eq!(s.claim_timeout, Duration::from_secs(30));
+        assert_eq!(s.claim_timeout, Duration::from_secs(10));
         assert_eq!(s.record_max_age, Duration::from_secs(168 * 3600));
     }
 

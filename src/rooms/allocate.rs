@@ -295,6 +295,7 @@ impl RoomService {
             Ok(()) => Ok(Tried::Won(Box::new(room))),
             Err(e) => {
                 self.quarantine(&room.name, &tag).await;
+                self.spawn_replenish(1);
                 match e {
                     LockError::Changed => Ok(Tried::Lost),
                     e => Err(e.into()),
