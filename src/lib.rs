@@ -5,7 +5,10 @@
 //! The crate is one library and a thin binary (`main.rs`) that calls [`cli::main`].
 //! Each module owns one thing and talks to the others through plain types:
 //!
-//! - [`cli`]: the command line (`serve`, `dev`, `sim`); composition roots live here.
+//! - [`cli`]: the command line (`serve`, `dev`, `sim`); it only parses arguments.
+//! - [`app`]: the one composition root (settings → clients → service → router → serve), used
+//!   by `serve`, `dev` and the tests alike.
+//! - [`dev`]: `dev` mode, the embedded simulator and timers around the same [`app::App`].
 //! - [`config`]: every setting, read from the environment once at start and validated into
 //!   types; errors name the variable. No other module reads the environment.
 //! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
@@ -29,8 +32,10 @@
 //! `sim` and `dev` start (it depends on nothing here), and `crates/testkit`, what the tests
 //! and benchmarks share (a dev-dependency only).
 
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod domain;
 pub mod entra;
 pub mod functions;

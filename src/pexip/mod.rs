@@ -42,7 +42,6 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::config::{PexipAuth, PexipSettings};
-use crate::secrets::Secret;
 
 use self::auth::{Auth, Credential};
 pub use self::error::{ErrorClass, PexipError};
@@ -97,29 +96,23 @@ impl std::fmt::Debug for PexipClient {
 }
 
 impl PexipClient {
-    /// Build a client with the credentials in `settings`, which never change. Parses the
-    /// private key up front, so a bad key fails at start, not at the first request.
+    /// Build a client with the credentials in `settings`. The private key (OAuth2) or the
+    /// password (Basic) is a [`crate::secrets::Secret`] handle read whenever it is needed, so
+    /// a value rotated in Key Vault is used without a restart: a new key for the next token
+    /// request, a new password for the next request. Parses the key up front, so a bad key
+    /// fails at start, not at the first request.
     pub fn new(settings: &PexipSettings) -> Result<Self, PexipError> {
-        let secret = match &settings.auth {
-            PexipAuth::OAuth2 { private_key, .. } => {
-                Secret::fixed("PEXIP_PRIVATE_KEY", private_key.clone())
-            }
-            PexipAuth::Basic { password, .. } => Secret::fixed("PEXIP_PASSWORD", password.clone()),
-        };
-        Self::with_secret(settings, secret)
-    }
-
-    /// Like [`Self::new`], but the private key (OAuth2) or the password (Basic) is read from
-    /// `secret` whenever it is needed, so a rotated value (Key Vault) is used without a
-    /// restart: a new key for the next token request, a new password for the next request.
-    /// The key or password inside `settings` is not used.
-    pub fn with_secret(settings: &PexipSettings, secret: Secret) -> Result<Self, PexipError> {
         let base = settings.base_url.as_str().trim_end_matches('/').to_owned();
         let auth = match &settings.auth {
-            PexipAuth::OAuth2 { client_id, .. } => {
-                Auth::oauth2(client_id, secret, format!("{base}{}", paths::TOKEN_PATH))?
-            }
-            PexipAuth::Basic { username, .. } => Auth::basic(username, secret)?,
+            PexipAuth::OAuth2 {
+                client_id,
+                private_key,
+            } => Auth::oauth2(
+                client_id,
+                private_key.clone(),
+                format!("{base}{}", paths::TOKEN_PATH),
+            )?,
+            PexipAuth::Basic { username, password } => Auth::basic(username, password.clone())?,
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

@@ -34,7 +34,6 @@ use crate::entra::EntraAuth;
 use crate::functions::INVOCATION_ID_HEADER;
 use crate::genesys::AgentAuth;
 use crate::rooms::RoomService;
-use crate::secrets::Secret;
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,12 +54,9 @@ const MAX_URI_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// Allocation, deletion, GC, metrics: the service layer over Pexip and the queues.
     pub rooms: RoomService,
-    /// The Pexip event sink's settings: user name, body limit.
+    /// The Pexip event sink's settings: credentials (the password a live handle, read on
+    /// every request), body limit, allowed networks.
     pub event_sink: Arc<EventSinkSettings>,
-    /// The password the event sink must present, read on every request so a password rotated
-    /// in Key Vault applies without a restart (`event_sink.password` is only its value at
-    /// start).
-    pub event_sink_password: Secret,
     /// Checks contact-centre agents' Genesys tokens.
     pub agents: AgentAuth,
     /// Checks Entra ID access tokens on `/room*`; `None` when `AUTH_JWKS_URL` is unset (the

@@ -81,7 +81,7 @@ pub async fn event_sink(
     check_basic(
         &headers,
         &state.event_sink.username,
-        &state.event_sink_password.current(),
+        &state.event_sink.password.current(),
     )?;
     let events = parse_event_sink_body(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
