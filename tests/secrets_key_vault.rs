@@ -1,7 +1,7 @@
 //! Secrets from Key Vault end to end, through the official SDK: `ManagedIdentityCredential`
 //! (App Service source) gets tokens from a loopback fake of the identity endpoint, and
 //! `SecretClient` reads from an https fake vault with a CA and a certificate made here, which
-//! answers a request without a token with the 401 challenge (reference `azure.md` §5).
+//! answers a request without a token with the 401 challenge (docs/azure.md §8 Key Vault).
 //!
 //! Why a test binary of its own, without libtest's harness: `ManagedIdentityCredential`
 //! picks its source from the *process* environment (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`)

@@ -6,7 +6,8 @@
 //!   answer 2xx with `{"Outputs":{},"Logs":[…],"ReturnValue":null}` or the run counts as failed.
 //! - Readiness: the host polls `GET /` until any HTTP response arrives.
 //!
-//! See `reference/azure.md` §1 and `DefaultHttpWorkerService.cs` in azure-functions-host.
+//! See docs/azure.md §1 Functions custom handlers, and `DefaultHttpWorkerService.cs` in
+//! Azure/azure-functions-host.
 
 mod layout;
 mod schedule;

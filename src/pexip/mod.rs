@@ -3,9 +3,9 @@
 //! and typed errors. It talks JSON over HTTP to a Management Node (or the simulator, which it
 //! never imports).
 //!
-//! Facts it relies on are in `reference/pexip-api.md`: §1 (conventions: trailing slashes,
-//! `meta.next` paths, 201 + `Location`, 202 on PATCH, 204/404 on DELETE), §2 (auth), §3
-//! (`conference`, `conference_alias`) and §4 (status API).
+//! Facts it relies on are in `docs/pexip.md`: §1 Management API basics (trailing slashes,
+//! `meta.next` paths, 201 + `Location`, 202 on PATCH, 204/404 on DELETE), §2 Authentication,
+//! §3 Conferences, §4 Conference aliases and §7 Status API.
 //!
 //! # Retry policy
 //!
@@ -160,7 +160,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Configuration API: conference (reference §3.1–§3.4)
+    // Configuration API: conference (docs/pexip.md §3 Conferences)
 
     /// Every VMR matching `filter` (`name`, `name__startswith`, `tag`, ... as Tastypie query
     /// pairs), following `meta.next` to the end. `limit`/`offset` in `filter` are ignored: the
@@ -254,7 +254,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Configuration API: conference_alias (reference §3.3)
+    // Configuration API: conference_alias (docs/pexip.md §4 Conference aliases)
 
     /// Add an alias to a VMR. Like [`Self::create_conference`], an ambiguous failure is
     /// resolved by looking the alias up before sending again.
@@ -304,7 +304,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Status API (reference §4)
+    // Status API (docs/pexip.md §7 Status API)
 
     /// Live conference instances matching `filter` (`name`, `tag`, ...), all pages.
     pub async fn live_conferences(
@@ -404,7 +404,7 @@ impl PexipClient {
         Err(self.other("the list did not end after the maximum number of pages"))
     }
 
-    /// `meta.next` is a path (reference §1.2); accept an absolute URL on our own base too,
+    /// `meta.next` is a path (docs/pexip.md §1.3 Lists); accept an absolute URL on our base too,
     /// but never follow a link to another host or another resource.
     fn next_path(&self, resource: Resource, next: &str) -> Result<String, PexipError> {
         let path = if next.starts_with('/') {

@@ -2,7 +2,7 @@
 //! `azure_identity::ManagedIdentityCredential`, and the mapping of its errors onto
 //! [`SecretsError`].
 //!
-//! The client authenticates the way Key Vault asks (reference `azure.md` §5): its first
+//! The client authenticates the way Key Vault asks (docs/azure.md §8 Key Vault): its first
 //! request goes out without a token, the vault answers 401 with a `WWW-Authenticate`
 //! challenge naming the resource, and the client gets a token for that resource from the
 //! identity endpoint and retries. REST reference:

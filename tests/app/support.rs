@@ -249,7 +249,7 @@ pub fn uui(host: &str, id: &str) -> String {
     hex::encode(format!("{host}&{id}"))
 }
 
-/// The timer payload of reference/azure.md §1.4.
+/// The timer payload of docs/azure.md §1.5 Timer invocations.
 pub fn timer_payload(name: &str) -> serde_json::Value {
     serde_json::json!({
         "Data": {"timer": {
