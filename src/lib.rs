@@ -16,6 +16,7 @@
 //!   pagination, a prioritised concurrency cap, typed errors).
 //! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
 //!   Key or managed identity) or in memory with the same semantics.
+//! - `azure_sdk`: what the clients built on the Azure SDK share (error descriptions).
 //! - [`secrets`]: the Pexip key and passwords, from Key Vault through the managed identity
 //!   (read at start, refreshed on an interval) or from the environment; never logged.
 //! - [`domain`]: validated types (UUI data → tag URL, room names, PINs, event-sink bodies).
@@ -33,6 +34,7 @@
 //! and benchmarks share (a dev-dependency only).
 
 pub mod app;
+mod azure_sdk;
 pub mod cli;
 pub mod config;
 pub mod dev;
