@@ -5,7 +5,10 @@
 //! The crate is one library and a thin binary (`main.rs`) that calls [`cli::main`].
 //! Each module owns one thing and talks to the others through plain types:
 //!
-//! - [`cli`]: the command line (`serve`, `dev`, `sim`); composition roots live here.
+//! - [`cli`]: the command line (`serve`, `dev`, `sim`); it only parses arguments.
+//! - [`app`]: the one composition root (settings → clients → service → router → serve), used
+//!   by `serve`, `dev` and the tests alike.
+//! - [`dev`]: `dev` mode, the embedded simulator and timers around the same [`app::App`].
 //! - [`config`]: every setting, read from the environment once at start and validated into
 //!   types; errors name the variable. No other module reads the environment.
 //! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
@@ -17,7 +20,8 @@
 //!   account), created only if absent and updated only if unchanged: one room per call across
 //!   instances. In memory with the same semantics for `dev` and tests.
 //! - `storage`: what the queues and the records share about the storage account (endpoints,
-//!   Shared Key signing, managed identity, retries, error reading).
+//!   Shared Key signing, managed identity, retries, error classes).
+//! - `azure_sdk`: what the clients built on the Azure SDK share (error descriptions).
 //! - [`secrets`]: the Pexip key and passwords, from Key Vault through the managed identity
 //!   (read at start, refreshed on an interval) or from the environment; never logged.
 //! - [`domain`]: validated types (UUI data → tag URL, room names, PINs, event-sink bodies).
@@ -34,8 +38,11 @@
 //! `sim` and `dev` start (it depends on nothing here), and `crates/testkit`, what the tests
 //! and benchmarks share (a dev-dependency only).
 
+pub mod app;
+mod azure_sdk;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod domain;
 pub mod entra;
 pub mod functions;

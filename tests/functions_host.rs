@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use pexip_sdk::functions::AppLayout;
 use pexip_sim::{self as sim, EventSinkTarget, SimConfig};
-use testkit::azurite::Azurite;
 use serde_json::{Value, json};
+use testkit::azurite::Azurite;
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build

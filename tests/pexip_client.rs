@@ -39,7 +39,10 @@ fn settings(sim: &SimHandle, max_in_flight: usize) -> PexipSettings {
         base_url: parse_base_url("PEXIP_BASE_URL", &sim.base_url()).unwrap(),
         auth: PexipAuth::OAuth2 {
             client_id: sim.client_id(),
-            private_key: SecretString::from(sim.private_key_pem()),
+            private_key: pexip_sdk::secrets::Secret::fixed(
+                "PEXIP_PRIVATE_KEY",
+                SecretString::from(sim.private_key_pem()),
+            ),
         },
         max_in_flight,
         request_timeout: Duration::from_secs(30),

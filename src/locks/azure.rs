@@ -19,8 +19,9 @@ use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::TryStreamExt as _;
 
 use super::{Etag, Listed, LockError, Stored};
+use crate::azure_sdk::describe;
 use crate::config::StorageSettings;
-use crate::storage::{Access, Service as StorageService, describe, error_code, is_unavailable};
+use crate::storage::{Access, Service as StorageService, error_code, is_unavailable};
 
 /// The blob service of the account: what every container client is built from.
 pub(super) struct Service {

@@ -19,8 +19,9 @@ use azure_storage_queue::models::{
 use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
 
 use super::{QueueError, Receipt, ReceivedMessage};
+use crate::azure_sdk::describe;
 use crate::config::StorageSettings;
-use crate::storage::{Access, Service, describe, error_code, is_unavailable, retry_options};
+use crate::storage::{Access, Service, error_code, is_unavailable, retry_options};
 
 /// The two service clients of one account: the same endpoint and credentials, with and
 /// without the SDK's automatic retries.

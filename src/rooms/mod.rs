@@ -1,7 +1,7 @@
 //! The room service: allocation, replenishment, deletion, reconciliation and metrics, as plain
 //! async functions over the Pexip client and the queues. Knows nothing of HTTP.
 //!
-//! Safety rules this module keeps (docs/ARCHITECTURE.md, Flows):
+//! Safety rules this module keeps (see docs/ARCHITECTURE.md, Safety rules):
 //! - a room reaches at most one caller: whoever deletes its pool message owns it, a room that
 //!   already carries a tag is never handed out again, and a room a tagging PATCH was sent to
 //!   never goes back to the pool (it is quarantined);

@@ -1,7 +1,7 @@
 //! Azure Storage plumbing shared by the queues ([`crate::queue`]) and the per-call allocation
 //! records ([`crate::locks`]): they live in one account and reach it the same way, so the
 //! endpoint choice, the authentication (Shared Key from a connection string, or the managed
-//! identity), the SDK retry policy and the reading of SDK errors are written once, here.
+//! identity), the SDK retry policy and the classes of storage errors are written once, here.
 //!
 //! The official SDK crates take only a `TokenCredential`; account keys are signed by
 //! [`shared_key::SharedKeyPolicy`], added to the client's per-try policies.
@@ -18,6 +18,7 @@ use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions
 use secrecy::ExposeSecret as _;
 
 use self::shared_key::SharedKeyPolicy;
+use crate::azure_sdk::describe;
 use crate::config::{
     STORAGE_BLOB_SERVICE_URI, STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
 };
@@ -135,22 +136,6 @@ pub(crate) fn error_code(e: &azure_core::Error) -> Option<&str> {
         ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
         _ => None,
     }
-}
-
-/// One line with the error and its causes: the SDK's own Display is often only
-/// "non-transport error occurred", the cause says what happened.
-pub(crate) fn describe(e: &azure_core::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !line.contains(&cause_text) {
-            line.push_str(": ");
-            line.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }
 
 /// Whether a failure says "try again later" rather than "this request is wrong": a network

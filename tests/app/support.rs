@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pexip_sdk::cli::app::{App, AppSettings};
+use pexip_sdk::app::{App, AppSettings};
 use pexip_sdk::config::{Env, StorageSettings};
-use pexip_sdk::queue::QueueService;
 use pexip_sdk::rooms::RoomService;
 use pexip_sim::{self as sim, EventSinkTarget, SimConfig, SimHandle};
 use testkit::azurite::Azurite;
@@ -119,17 +118,12 @@ impl TestApp {
         ];
         pairs.extend(options.env.iter().cloned());
         let env = Env::from_pairs(pairs);
-        let (storage, queues) = match options.backend {
-            Backend::Memory => (StorageSettings::InMemory, QueueService::in_memory()),
-            Backend::Azurite => {
-                let azurite = Azurite::shared().expect("Azurite");
-                let settings = azurite.settings();
-                let queues = QueueService::connect(&settings).unwrap();
-                (settings, queues)
-            }
+        let storage = match options.backend {
+            Backend::Memory => StorageSettings::InMemory,
+            Backend::Azurite => Azurite::shared().expect("Azurite").settings(),
         };
         let settings = AppSettings::from_env(&env, Some(storage)).unwrap();
-        let app = App::build(settings, queues).unwrap();
+        let app = App::build(settings).unwrap();
         app.prepare_queues().await;
         let rooms = app.rooms.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -255,7 +249,7 @@ pub fn uui(host: &str, id: &str) -> String {
     hex::encode(format!("{host}&{id}"))
 }
 
-/// The timer payload of reference/azure.md §1.4.
+/// The timer payload of docs/azure.md §1.5 Timer invocations.
 pub fn timer_payload(name: &str) -> serde_json::Value {
     serde_json::json!({
         "Data": {"timer": {

@@ -171,7 +171,7 @@ pub fn log_dir(root: &Path, what: &str) -> PathBuf {
     dir
 }
 
-/// The body the Functions host POSTs to `/{name}` to fire a timer (reference azure.md §1.4).
+/// The body the Functions host POSTs to `/{name}` to fire a timer (docs/azure.md §1.5).
 pub fn timer_payload(name: &str) -> serde_json::Value {
     let now = time::OffsetDateTime::now_utc();
     serde_json::json!({
