@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
 use testkit::azurite::Azurite;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
-use testkit::stats::{Latencies, ms};
+use testkit::stats::{Latencies, Row, checked, ms, report, row};
 
 /// Added to every Management API request.
 const LATENCY_MS: u64 = 50;
@@ -171,14 +171,6 @@ async fn level(
     }
 }
 
-/// One line of the report.
-struct Row {
-    measure: String,
-    value: String,
-    target: &'static str,
-    met: Option<bool>,
-}
-
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -230,52 +222,55 @@ async fn main() {
     let parallel = level(&http, &sim, serve.url(), 8, plan.parallel, "PAR").await;
     serve.terminate(Duration::from_secs(60)).await;
 
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for l in [&sequential, &parallel] {
         let p50 = l.latencies.percentile(0.5);
-        let failed = if l.failures > 0 {
-            format!(" ({} failed)", l.failures)
-        } else {
-            String::new()
-        };
-        rows.push(Row {
-            measure: format!(
-                "create, concurrency {}, {} fresh calls: p50 / p99",
-                l.concurrency, l.creates
-            ),
-            value: format!(
-                "{} / {} ms{failed}",
-                ms(p50),
-                ms(l.latencies.percentile(0.99))
-            ),
-            target: if l.concurrency == 1 {
-                "p50 ≤ 70 ms"
+        let latency = format!(
+            "{} / {} ms{}",
+            ms(p50),
+            ms(l.latencies.percentile(0.99)),
+            if l.failures > 0 {
+                format!(" ({} failed)", l.failures)
             } else {
-                ""
-            },
-            met: (l.concurrency == 1).then_some(p50 <= Duration::from_millis(70)),
-        });
-        rows.push(Row {
-            measure: format!(
-                "… creates per second as answered / sustained with the refills landed"
-            ),
-            value: format!("{:.1} / {:.1}", l.per_second, l.sustained),
-            target: if l.concurrency == 8 { "≥ 45" } else { "" },
-            met: (l.concurrency == 8).then_some(l.per_second >= 45.0),
-        });
-        rows.push(Row {
-            measure: "… Pexip requests per create (refills included)".to_owned(),
-            value: format!("{:.2}", l.requests_per_create),
-            target: "≤ 2.2",
-            met: Some(l.requests_per_create <= 2.2),
-        });
+                String::new()
+            }
+        );
+        let measure = format!(
+            "create, concurrency {}, {} fresh calls: p50 / p99",
+            l.concurrency, l.creates
+        );
+        let rates = format!("{:.1} / {:.1}", l.per_second, l.sustained);
+        let rates_measure = "… creates per second as answered / sustained until the refills landed";
+        if l.concurrency == 1 {
+            rows.push(checked(
+                measure,
+                latency,
+                "p50 ≤ 70 ms",
+                p50 <= Duration::from_millis(70),
+            ));
+            rows.push(row(rates_measure, rates));
+        } else {
+            rows.push(row(measure, latency));
+            rows.push(checked(
+                rates_measure,
+                rates,
+                "≥ 45 as answered",
+                l.per_second >= 45.0,
+            ));
+        }
+        rows.push(checked(
+            "… Pexip requests per create (refills and tokens included)",
+            format!("{:.2}", l.requests_per_create),
+            "≤ 2.2",
+            l.requests_per_create <= 2.2,
+        ));
     }
-    rows.push(Row {
-        measure: format!(
+    rows.push(row(
+        format!(
             "repeated create of a call that has its room ({}): p50 / p99",
             plan.sequential
         ),
-        value: format!(
+        format!(
             "{} / {} ms{}",
             ms(repeats.percentile(0.5)),
             ms(repeats.percentile(0.99)),
@@ -285,41 +280,17 @@ async fn main() {
                 String::new()
             }
         ),
-        target: "",
-        met: None,
-    });
-    rows.push(Row {
-        measure: "… Pexip requests per repeated create".to_owned(),
-        value: format!("{repeat_requests:.2}"),
-        target: "≤ 1",
-        met: Some(repeat_requests <= 1.0),
-    });
-
-    let mut table = format!(
-        "Create path, `serve` + Azurite, +{LATENCY_MS} ms on every Management API request, cap 5 in flight ({binary}).\n\n\
-         | measure | value | target | met |\n|---|---|---|---|\n"
-    );
-    for r in &rows {
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "",
-        };
-        table.push_str(&format!(
-            "| {} | {} | {} | {met} |\n",
-            r.measure, r.value, r.target
-        ));
-    }
-    table.push_str(&format!(
-        "\n{}, {} cores shared with other work; run took {:.0} s.\n",
-        if full {
-            "Release build"
-        } else {
-            "Smoke pass (a few creates, test build: the figures mean nothing; run `cargo bench --bench allocation`)"
-        },
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        started.elapsed().as_secs_f64()
     ));
+    rows.push(checked(
+        "… Pexip requests per repeated create",
+        format!("{repeat_requests:.2}"),
+        "≤ 1",
+        repeat_requests <= 1.0,
+    ));
+    let table = format!(
+        "Create path, `serve` + Azurite, +{LATENCY_MS} ms on every Management API request, cap 5 in flight ({binary}).\n\n{}",
+        report(&rows, full, "allocation", started)
+    );
     println!("{table}");
     if full {
         let _ = std::fs::write(target_dir.join("bench-allocation.md"), &table);

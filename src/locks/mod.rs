@@ -29,6 +29,7 @@ pub use record::{
 };
 
 use crate::config::StorageSettings;
+use crate::storage::is_storage_name;
 
 /// The container of the allocation records (`QUEUE_NAME_PREFIX` is put before it).
 pub const ALLOCATION_CONTAINER: &str = "room-allocations";
@@ -145,7 +146,7 @@ impl LockService {
     /// follow the service's rules: 3–63 lowercase letters, digits and single hyphens,
     /// starting and ending with a letter or digit.
     pub fn store(&self, name: &str) -> Result<LockStore, LockError> {
-        if !is_container_name(name) {
+        if !is_storage_name(name) {
             return Err(LockError::Other(format!(
                 "{name:?} is not a valid container name"
             )));
@@ -159,19 +160,6 @@ impl LockService {
             inner,
         })
     }
-}
-
-/// Container names: 3–63 of `a-z`, `0-9`, `-`; starts and ends with a letter or digit; no
-/// `--` (learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata).
-fn is_container_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-        && !name.contains("--")
 }
 
 /// One container of records. Cheap to clone.
@@ -295,10 +283,10 @@ mod tests {
     #[test]
     fn container_names_follow_the_service_rules() {
         for good in ["abc", ALLOCATION_CONTAINER, "t1-2-room-allocations"] {
-            assert!(is_container_name(good), "{good:?}");
+            assert!(is_storage_name(good), "{good:?}");
         }
         for bad in ["ab", "-abc", "abc-", "a--b", "Abc", "room_allocations"] {
-            assert!(!is_container_name(bad), "{bad:?}");
+            assert!(!is_storage_name(bad), "{bad:?}");
             assert!(LockService::in_memory().store(bad).is_err(), "{bad:?}");
         }
     }

@@ -119,6 +119,21 @@ impl Access {
     }
 }
 
+/// Whether `name` is a valid queue or container name (the two follow the same rules): 3–63 of
+/// `a-z`, `0-9` and `-`, starting and ending with a letter or digit, no `--`
+/// (learn.microsoft.com/rest/api/storageservices/naming-queues-and-metadata and
+/// naming-and-referencing-containers--blobs--and-metadata).
+pub(crate) fn is_storage_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+        && !name.contains("--")
+}
+
 /// Few, quick retries: the callers (an HTTP request waiting for a room, a timer) prefer a
 /// fast failure and their own next attempt over the SDK's default minute of retrying.
 pub(crate) fn retry_options() -> RetryOptions {

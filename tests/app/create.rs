@@ -244,6 +244,19 @@ async fn concurrent_creates_for_one_video_call_on_one_instance_share_one_room() 
     );
 }
 
+/// An untagged room of ours made on Pexip directly, not through the pool.
+async fn room_outside_the_pool(app: &TestApp, name: &str) -> pexip_sdk::pexip::Conference {
+    let new = pexip_sdk::pexip::NewConference {
+        name: name.into(),
+        pin: "123456".into(),
+        guest_pin: "4321".into(),
+        allow_guests: true,
+        aliases: vec![name.into()],
+        ..Default::default()
+    };
+    app.rooms.pexip().create_conference(&new).await.unwrap()
+}
+
 /// Poll the simulator until `done` holds (a guard against hanging, not a timing check).
 async fn eventually(app: &TestApp, what: &str, done: impl Fn(&[pexip_sim::SimRoom]) -> bool) {
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -387,22 +400,9 @@ async fn pool_messages_of_earlier_versions_still_work_with_one_read() {
         ..Options::default()
     })
     .await;
-    let pexip = app.rooms.pexip();
     let mut made = Vec::new();
     for name in ["vbv-olderwithid", "vbv-oldestplain"] {
-        let room = pexip
-            .create_conference(&pexip_sdk::pexip::NewConference {
-                name: name.into(),
-                service_type: "conference".into(),
-                pin: "123456".into(),
-                guest_pin: "4321".into(),
-                allow_guests: true,
-                aliases: vec![name.into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        made.push(room);
+        made.push(room_outside_the_pool(&app, name).await);
     }
     let pool = app.rooms.pool_queue();
     let with_id = format!(r#"{{"name":"{}","id":{}}}"#, made[0].name, made[0].id);
@@ -470,18 +470,7 @@ async fn a_stalled_owner_whose_room_got_the_tag_is_adopted_and_one_that_did_not_
     // Rooms the dead owners had taken out of the pool (their messages are gone).
     let mut rooms = Vec::new();
     for name in ["vbv-stalleda", "vbv-stalledb"] {
-        app.rooms
-            .pexip()
-            .create_conference(&pexip_sdk::pexip::NewConference {
-                name: name.into(),
-                pin: "123456".into(),
-                guest_pin: "4321".into(),
-                allow_guests: true,
-                aliases: vec![name.into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        room_outside_the_pool(&app, name).await;
         rooms.push(
             app.sim
                 .rooms()

@@ -25,7 +25,14 @@ async fn the_journal_records_each_write_with_the_tag_before_and_after() {
     api.patch(&room, &json!({"tag": "caller-b"})).await;
 
     let journal = sim.journal();
-    let steps: Vec<(JournalKind, Option<&str>, Option<&str>, Option<&str>)> = journal
+    /// What one entry says: kind, method, tag before, tag after.
+    type Step<'a> = (
+        JournalKind,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let steps: Vec<Step<'_>> = journal
         .iter()
         .map(|e| {
             (
