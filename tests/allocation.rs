@@ -6,6 +6,10 @@
 //! - with several creates for the same video call at once on two instances, each call gets
 //!   exactly one room, and every create for it is answered that room.
 //!
+//! A room may carry a call's tag without being its room: a tagging PATCH that failed and
+//! landed later, or an owner overtaken while tagging. Such a room must never carry another
+//! call's tag nor be answered to anyone, and the GC deletes it; both tests check that too.
+//!
 //! Two `pexip-sdk serve` processes (started like the Functions host starts them) share one
 //! Azurite (queues and allocation records) and one simulator.
 
@@ -40,6 +44,8 @@ fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String
         ("EVENT_SINK_PASSWORD", "allocation-sink".to_owned()),
         ("ROOM_POOL_TARGET", "30".to_owned()),
         ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
+        // Quarantined rooms are deleted by the next GC run.
+        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ]
     .into_iter()
@@ -125,6 +131,22 @@ impl Cluster {
         tags
     }
 
+    /// Run the GC; then every answered room must still be there and every room that carried
+    /// a call's tag without being answered must be gone (it was quarantined).
+    async fn rooms_set_aside_are_deleted(&self, answered: &BTreeSet<u64>) -> usize {
+        let tagged: BTreeSet<u64> = self.tags_by_room().into_keys().collect();
+        let set_aside: BTreeSet<u64> = tagged.difference(answered).copied().collect();
+        invoke_timer(&self.http, self.instances[0].url(), "gc_timer")
+            .await
+            .expect("gc_timer runs");
+        let present: BTreeSet<u64> = self.sim.rooms().into_iter().map(|r| r.id).collect();
+        let lost: Vec<_> = answered.difference(&present).collect();
+        assert!(lost.is_empty(), "answered rooms deleted: {lost:?}");
+        let kept: Vec<_> = set_aside.intersection(&present).collect();
+        assert!(kept.is_empty(), "rooms set aside but not deleted: {kept:?}");
+        set_aside.len()
+    }
+
     async fn stop(mut self) {
         for instance in &mut self.instances {
             let status = instance.terminate(Duration::from_secs(60)).await;
@@ -193,6 +215,8 @@ async fn with_late_tagging_writes_no_room_ever_carries_two_calls() {
         two_tags.is_empty(),
         "rooms that carried two calls: {two_tags:?}"
     );
+    let answered_rooms: BTreeSet<u64> = calls_by_room.keys().copied().collect();
+    let set_aside = cluster.rooms_set_aside_are_deleted(&answered_rooms).await;
     let late_writes = cluster
         .sim
         .journal()
@@ -200,7 +224,7 @@ async fn with_late_tagging_writes_no_room_ever_carries_two_calls() {
         .filter(|e| e.kind == JournalKind::Updated)
         .count();
     report(&format!(
-        "allocation: {CREATES} creates with late PATCHes over 2 instances; {} rooms tagged, {late_writes} tag writes, {} rooms ever existed",
+        "allocation: {CREATES} creates with late PATCHes over 2 instances; {} rooms tagged, {set_aside} set aside and deleted, {late_writes} tag writes, {} rooms ever existed",
         tags.len(),
         cluster
             .sim
@@ -258,7 +282,8 @@ async fn concurrent_creates_for_one_call_on_two_instances_get_one_room() {
         rooms.insert(got[0]);
     }
     assert_eq!(rooms.len(), CALLS, "one room per call, none shared");
-    // From the history: each call's tag went to its answered room and nowhere else.
+    // From the history: each call's tag went to its answered room, and any other room that
+    // carried it carried no other call's tag (it was set aside; the GC deletes it below).
     let tags = cluster.tags_by_room();
     for (call, got) in &answers {
         let tag = tag_of(call);
@@ -267,10 +292,19 @@ async fn concurrent_creates_for_one_call_on_two_instances_get_one_room() {
             .filter(|(_, t)| t.contains(&tag))
             .map(|(room, _)| *room)
             .collect();
-        assert_eq!(carriers, [got[0]], "rooms that ever carried {call}'s tag");
+        assert!(carriers.contains(&got[0]), "{call}: {carriers:?}");
+        for room in carriers {
+            assert_eq!(
+                tags[&room].len(),
+                1,
+                "room {room} carried {:?}",
+                tags[&room]
+            );
+        }
     }
+    let set_aside = cluster.rooms_set_aside_are_deleted(&rooms).await;
     report(&format!(
-        "allocation: {CALLS} calls × {CREATES_PER_CALL} creates over 2 instances in {:.1} s; {} rooms tagged",
+        "allocation: {CALLS} calls × {CREATES_PER_CALL} creates over 2 instances in {:.1} s; {} rooms tagged, {set_aside} set aside and deleted",
         elapsed.as_secs_f64(),
         tags.len()
     ));

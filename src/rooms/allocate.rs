@@ -106,6 +106,8 @@ impl RoomService {
     pub async fn allocate(&self, call: &VideoCall) -> Result<Allocation, RoomsError> {
         let tag = call.tag(&self.inner.settings.uui.template);
         let locks = &self.inner.locks;
+        // A second create for the call in this process waits here, then reads the record once.
+        let _turn = self.inner.tag_turns.take(&tag).await;
         // The claim runs beside the pop, so the common path pays no extra round trip.
         let (claimed, popped) = tokio::join!(locks.claim(&tag), self.pop());
         let mut step = match claimed {

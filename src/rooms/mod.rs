@@ -19,6 +19,7 @@ mod manage;
 mod metrics;
 mod reconcile;
 mod stats;
+mod turns;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -81,6 +82,9 @@ struct Inner {
     deletion_poison: Queue,
     /// Each video call's allocation record: which room it has, across instances.
     locks: AllocationLocks,
+    /// Creates for one video call take turns within this process (to spare the records
+    /// their polling; see `turns.rs`).
+    tag_turns: turns::TagTurns,
     settings: RoomSettings,
     stats: stats::Counters,
     /// Background work (replenishment, bulk jobs), awaited on graceful shutdown.
@@ -118,6 +122,7 @@ impl RoomService {
                 deletion: named(DELETION_QUEUE)?,
                 deletion_poison: named(&poison_name(DELETION_QUEUE))?,
                 locks,
+                tag_turns: turns::TagTurns::default(),
                 settings,
                 stats: stats::Counters::default(),
                 tasks: TaskTracker::new(),
