@@ -10,6 +10,7 @@
 //!
 //! The message carries what the answer needs (written by the refill from its create), so no
 //! room is read from Pexip; a repeated create for the call reads the record, not Pexip.
+//! Creates for one call in one process take turns first (`turns.rs`): for load, not safety.
 //!
 //! Why it is safe:
 //! - *One room, one caller.* Only the caller whose delete succeeds owns a room, and a room
