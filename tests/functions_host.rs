@@ -3,14 +3,18 @@
 //! requests with the host's headers, invoke the timers with the documented payloads, and stop
 //! it with SIGTERM. Queues are Azurite (serve refuses in-memory), Pexip is the simulator.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::functions::AppLayout;
-use pexip_sim::{self as sim, EventSinkTarget, SimConfig};
-use testkit::azurite::Azurite;
+use pexip_sim::EventSinkTarget;
 use serde_json::{Value, json};
+use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
+use testkit::free_port;
+use testkit::serve::timer_payload_with as timer_payload;
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build
@@ -26,15 +30,7 @@ impl Drop for Handler {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn host_command(env: &[(&str, String)]) -> Command {
+fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
     let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
     assert_eq!(layout.host.executable, "target/release/pexip-sdk");
     let mut command = Command::new(BINARY);
@@ -79,24 +75,10 @@ fn forwarded(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         .header("x-forwarded-for", "203.0.113.7:50312")
 }
 
-fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
-    json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
-           "Metadata": {"sys": {"MethodName": name, "UtcNow": "2026-11-27T10:00:00.0000001Z", "RandGuid": uuid::Uuid::new_v4().to_string()}}})
-}
-
 #[tokio::test]
 async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
     let azurite = Azurite::shared().expect("Azurite");
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        sim_listener,
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut sink = EventSinkTarget::new(format!("{base}/public/event_sink"));
@@ -104,29 +86,25 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
     sink.password = Some("sink-secret".into());
     sim.add_event_sink(sink);
 
-    let env = [
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-        ("FUNCTIONS_HTTPWORKER_PORT", port.to_string()),
-        (
+    let env = AppEnv::new()
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .set("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+        .set(
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
-        ),
-        ("FUNCTIONS_APP_ROOT_PATH", APP_ROOT.to_owned()),
-        ("FUNCTIONS_WORKER_RUNTIME", "custom".to_owned()),
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", format!("host{}-", std::process::id())),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
-        ("ROOM_POOL_TARGET", "3".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-    ];
+        )
+        .set("FUNCTIONS_APP_ROOT_PATH", APP_ROOT)
+        .set("FUNCTIONS_WORKER_RUNTIME", "custom")
+        .storage(azurite)
+        .queue_prefix(format!("host{}-", std::process::id()))
+        .pexip(&sim)
+        .event_sink("pexip", "sink-secret")
+        .set("ROOM_POOL_TARGET", "3")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("LOG_FORMAT", "json");
     let mut handler = Handler(
-        host_command(&env)
+        host_command(env.pairs())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
