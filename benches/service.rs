@@ -566,11 +566,11 @@ fn gc_env(sim: &SimHandle, prefix: &str) -> AppEnv {
 /// drain rate Pexip's latency and the cap allow. (Azurite is no stand-in for Azure Storage's
 /// throughput here: it scans every message on each queue operation; see `gc_azurite`.)
 async fn gc_in_memory(http: &reqwest::Client, sim: &SimHandle) -> Row {
-    use pexip_sdk::cli::app::{App, AppSettings};
+    use pexip_sdk::app::{App, AppSettings};
     let env = gc_env(sim, "gcmem-").to_env();
     let settings =
         AppSettings::from_env(&env, Some(pexip_sdk::config::StorageSettings::InMemory)).unwrap();
-    let app = App::build(settings, QueueService::in_memory()).unwrap();
+    let app = App::build(settings).unwrap();
     app.prepare_queues().await;
     fill_for_gc(sim, app.rooms.deletion_queue(), "mem").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

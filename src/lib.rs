@@ -5,7 +5,10 @@
 //! The crate is one library and a thin binary (`main.rs`) that calls [`cli::main`].
 //! Each module owns one thing and talks to the others through plain types:
 //!
-//! - [`cli`]: the command line (`serve`, `dev`, `sim`); composition roots live here.
+//! - [`cli`]: the command line (`serve`, `dev`, `sim`); it only parses arguments.
+//! - [`app`]: the one composition root (settings → clients → service → router → serve), used
+//!   by `serve`, `dev` and the tests alike.
+//! - [`dev`]: `dev` mode, the embedded simulator and timers around the same [`app::App`].
 //! - [`config`]: every setting, read from the environment once at start and validated into
 //!   types; errors name the variable. No other module reads the environment.
 //! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
@@ -13,6 +16,7 @@
 //!   pagination, a prioritised concurrency cap, typed errors).
 //! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
 //!   Key or managed identity) or in memory with the same semantics.
+//! - `azure_sdk`: what the clients built on the Azure SDK share (error descriptions).
 //! - [`secrets`]: the Pexip key and passwords, from Key Vault through the managed identity
 //!   (read at start, refreshed on an interval) or from the environment; never logged.
 //! - [`domain`]: validated types (UUI data → tag URL, room names, PINs, event-sink bodies).
@@ -29,8 +33,11 @@
 //! `sim` and `dev` start (it depends on nothing here), and `crates/testkit`, what the tests
 //! and benchmarks share (a dev-dependency only).
 
+pub mod app;
+mod azure_sdk;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod domain;
 pub mod entra;
 pub mod functions;

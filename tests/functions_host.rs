@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::free_port;
-use testkit::serve::timer_payload_with as timer_payload;
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build
@@ -73,6 +72,11 @@ fn forwarded(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         .header("user-agent", "Azure-Functions-Host/4.1037.0.0")
         .header("x-functions-key", "function-key-checked-by-the-host")
         .header("x-forwarded-for", "203.0.113.7:50312")
+}
+
+fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
+    json!({"Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
+           "Metadata": {"sys": {"MethodName": name, "UtcNow": "2026-11-27T10:00:00.0000001Z", "RandGuid": uuid::Uuid::new_v4().to_string()}}})
 }
 
 #[tokio::test]

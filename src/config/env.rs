@@ -5,6 +5,10 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
+use crate::secrets::Secret;
+
 /// A configuration problem, always naming the variable at fault.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -35,9 +39,15 @@ impl ConfigError {
 
 /// A snapshot of environment variables. Built once from the process in `main`, or from pairs
 /// in tests, so no test ever mutates the process environment.
+///
+/// It also carries the live handles of secrets that another source supplies (Key Vault: see
+/// [`crate::secrets::SecretStore::supply`]), so the settings take a secret from one place,
+/// [`Env::required_secret`], whatever its source, and hold only the handle.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Secrets supplied by a store, by the name of the setting they stand for.
+    supplied: HashMap<String, Secret>,
 }
 
 impl Env {
@@ -45,6 +55,7 @@ impl Env {
     pub fn from_process() -> Self {
         Self {
             vars: std::env::vars().collect(),
+            supplied: HashMap::new(),
         }
     }
 
@@ -59,6 +70,7 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            supplied: HashMap::new(),
         }
     }
 
@@ -85,6 +97,22 @@ impl Env {
     /// The value of `name`, or an error naming it.
     pub fn required(&self, name: &str) -> Result<&str, ConfigError> {
         self.get(name).ok_or_else(|| ConfigError::missing(name))
+    }
+
+    /// Let a secret store supply the setting `name`: [`Self::required_secret`] then returns
+    /// this live handle instead of a fixed value from the environment.
+    pub fn supply_secret(&mut self, name: &str, secret: Secret) {
+        self.supplied.insert(name.to_owned(), secret);
+    }
+
+    /// The secret setting `name`: the live handle a store supplied, else the environment's
+    /// value as a fixed secret, else an error naming it.
+    pub fn required_secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        if let Some(secret) = self.supplied.get(name) {
+            return Ok(secret.clone());
+        }
+        let value = self.required(name)?;
+        Ok(Secret::fixed(name, SecretString::from(value.to_owned())))
     }
 
     /// Parse `name` with [`FromStr`], or use `default` when unset.

@@ -1,17 +1,19 @@
 //! Settings of the Pexip Management API client: where the Management Node is, how to
 //! authenticate (OAuth2 client assertion or HTTP Basic), and how hard to push it.
 //!
-//! The private key is kept as an opaque secret here; [`crate::pexip::PexipClient::new`] parses
-//! it, so its errors come from one place. With Key Vault, the value read from the vault stands
-//! in for `PEXIP_PRIVATE_KEY` (see [`crate::secrets::SecretStore::overlay`]) and the client
-//! follows rotations through a [`crate::secrets::Secret`] handle.
+//! The private key (or password) is kept as a [`Secret`] handle, the only copy: a fixed value
+//! from the environment, or Key Vault's live value (see [`crate::secrets::SecretStore::supply`]),
+//! which the client reads at each use and so follows rotations. [`crate::pexip::PexipClient::new`]
+//! parses the key, so its errors come from one place.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
 
+use super::secrets::{PEXIP_PASSWORD, PEXIP_PRIVATE_KEY};
 use super::{ConfigError, Env};
+use crate::secrets::Secret;
 
 /// Default cap on concurrent requests to the Management Node (Pexip's own CLI uses 5).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
@@ -29,14 +31,14 @@ pub enum PexipAuth {
         /// The OAuth2 client id Pexip generated.
         client_id: String,
         /// The client's private key, as configured (parsed by the client).
-        private_key: SecretString,
+        private_key: Secret,
     },
     /// HTTP Basic with a local or LDAP admin account (`PEXIP_USERNAME`, `PEXIP_PASSWORD`).
     Basic {
         /// The account name.
         username: String,
         /// The account password.
-        password: SecretString,
+        password: Secret,
     },
 }
 
@@ -77,7 +79,7 @@ impl PexipSettings {
             },
             (None, Some(username)) => PexipAuth::Basic {
                 username: username.to_owned(),
-                password: SecretString::from(env.required("PEXIP_PASSWORD")?.to_owned()),
+                password: env.required_secret(PEXIP_PASSWORD)?,
             },
             (None, None) => return Err(ConfigError::missing("PEXIP_CLIENT_ID")),
         };
@@ -109,28 +111,25 @@ impl PexipSettings {
     }
 }
 
-/// `PEXIP_PRIVATE_KEY` (the key itself), or `PEXIP_PRIVATE_KEY_FILE` (a file holding it, as
-/// `pexip-sdk sim --key-out FILE` writes). The key is only read here, never parsed: the client
-/// parses it, so its errors come from one place.
-fn private_key(env: &Env) -> Result<SecretString, ConfigError> {
-    match (
-        env.get("PEXIP_PRIVATE_KEY"),
-        env.get("PEXIP_PRIVATE_KEY_FILE"),
-    ) {
+/// `PEXIP_PRIVATE_KEY` (the key itself, or Key Vault's live handle on it), or
+/// `PEXIP_PRIVATE_KEY_FILE` (a file holding it, as `pexip-sdk sim --key-out FILE` writes). The
+/// key is only read here, never parsed: the client parses it, so its errors come from one place.
+fn private_key(env: &Env) -> Result<Secret, ConfigError> {
+    const FILE: &str = "PEXIP_PRIVATE_KEY_FILE";
+    match (env.get(PEXIP_PRIVATE_KEY), env.get(FILE)) {
         (Some(_), Some(_)) => Err(ConfigError::invalid(
-            "PEXIP_PRIVATE_KEY_FILE",
+            FILE,
             "set either PEXIP_PRIVATE_KEY or PEXIP_PRIVATE_KEY_FILE, not both",
         )),
-        (Some(key), None) => Ok(SecretString::from(key.to_owned())),
         (None, Some(path)) => std::fs::read_to_string(path)
-            .map(SecretString::from)
+            .map(|key| Secret::fixed(FILE, SecretString::from(key)))
             .map_err(|e| {
                 ConfigError::invalid(
                     "PEXIP_PRIVATE_KEY_FILE",
                     format!("cannot read {path:?}: {e}"),
                 )
             }),
-        (None, None) => Err(ConfigError::missing("PEXIP_PRIVATE_KEY")),
+        (_, None) => env.required_secret(PEXIP_PRIVATE_KEY),
     }
 }
 
@@ -198,7 +197,12 @@ mod tests {
                 private_key,
             } => {
                 assert_eq!(client_id, "client-1");
-                assert!(private_key.expose_secret().contains("BEGIN PRIVATE KEY"));
+                assert!(
+                    private_key
+                        .current()
+                        .expose_secret()
+                        .contains("BEGIN PRIVATE KEY")
+                );
             }
             PexipAuth::Basic { .. } => panic!("expected OAuth2"),
         }
@@ -264,6 +268,7 @@ mod tests {
         };
         assert!(
             private_key
+                .current()
                 .expose_secret()
                 .starts_with("-----BEGIN PRIVATE KEY-----")
         );

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
 use url::Url;
 
 use super::{ConfigError, Env};
 use crate::domain::{RoomNamePrefix, SourceNetworks, TagTemplate, UuiPolicy};
+use crate::secrets::Secret;
 
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
@@ -140,8 +140,9 @@ impl RoomSettings {
 pub struct EventSinkSettings {
     /// `EVENT_SINK_USERNAME`.
     pub username: String,
-    /// `EVENT_SINK_PASSWORD`.
-    pub password: SecretString,
+    /// `EVENT_SINK_PASSWORD`: the only copy, read on every request, so a password rotated in
+    /// Key Vault applies without a restart.
+    pub password: Secret,
     /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
     /// `EVENT_SINK_ALLOWED_NETWORKS` (optional CIDR list) and `EVENT_SINK_TRUSTED_PROXY_HOPS`
@@ -156,7 +157,7 @@ impl EventSinkSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             username: env.required("EVENT_SINK_USERNAME")?.to_owned(),
-            password: SecretString::from(env.required("EVENT_SINK_PASSWORD")?.to_owned()),
+            password: env.required_secret(super::EVENT_SINK_PASSWORD)?,
             max_body_bytes: env.parse_or("EVENT_SINK_MAX_BODY_BYTES", 1024 * 1024)?,
             allowed_sources: allowed_sources(env)?,
         })

@@ -6,7 +6,8 @@
 //!   answer 2xx with `{"Outputs":{},"Logs":[…],"ReturnValue":null}` or the run counts as failed.
 //! - Readiness: the host polls `GET /` until any HTTP response arrives.
 //!
-//! See `reference/azure.md` §1 and `DefaultHttpWorkerService.cs` in azure-functions-host.
+//! See docs/azure.md §1 Functions custom handlers, and `DefaultHttpWorkerService.cs` in
+//! Azure/azure-functions-host.
 
 mod layout;
 mod schedule;
@@ -53,6 +54,26 @@ impl TimerInvocation {
             next: status.next,
         }
     }
+}
+
+/// The `InvokeRequest` body the host POSTs to `/{name}` to fire a timer: `last` is the
+/// previous run as the host writes it (`0001-01-01T00:00:00+00:00` before the first), `next`
+/// the planned next run, `now` this one. `dev` fires its timers with it, so it takes the path
+/// Azure takes.
+pub fn timer_invoke_request(
+    name: &str,
+    last: &str,
+    next: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> serde_json::Value {
+    serde_json::json!({
+        "Data": {"timer": {
+            "Schedule": {"AdjustForDST": true},
+            "ScheduleStatus": {"Last": last, "Next": next.to_string(), "LastUpdated": now.to_string()},
+            "IsPastDue": false,
+        }},
+        "Metadata": {"sys": {"MethodName": name, "UtcNow": now.to_string(), "RandGuid": uuid::Uuid::new_v4().to_string()}},
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -129,6 +150,24 @@ mod tests {
             let t = TimerInvocation::from_body(body);
             assert!(!t.is_past_due, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn the_timer_request_we_build_is_the_one_we_parse() {
+        let now = time::macros::datetime!(2026-09-24 13:08:00 UTC);
+        let body = timer_invoke_request(
+            "gc_timer",
+            "0001-01-01T00:00:00+00:00",
+            now + time::Duration::minutes(10),
+            now,
+        );
+        let t = TimerInvocation::from_body(body.to_string().as_bytes());
+        assert_eq!(t.last.as_deref(), Some("0001-01-01T00:00:00+00:00"));
+        assert_eq!(
+            t.next,
+            Some((now + time::Duration::minutes(10)).to_string())
+        );
+        assert_eq!(body["Metadata"]["sys"]["MethodName"], "gc_timer");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Credentials for `/api/admin/**`: HTTP Basic, or an OAuth2 access token obtained with an
-//! ES256 JWT client assertion (reference §2.1) and cached.
+//! ES256 JWT client assertion (docs/pexip.md §2.1 OAuth2) and cached.
 //!
 //! The token cache renews ahead of expiry (when less than `min(5 min, 20 % of the lifetime)`
 //! is left) with a single request however many callers are waiting: a `tokio` mutex serialises

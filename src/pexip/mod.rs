@@ -3,9 +3,9 @@
 //! and typed errors. It talks JSON over HTTP to a Management Node (or the simulator, which it
 //! never imports).
 //!
-//! Facts it relies on are in `reference/pexip-api.md`: §1 (conventions: trailing slashes,
-//! `meta.next` paths, 201 + `Location`, 202 on PATCH, 204/404 on DELETE), §2 (auth), §3
-//! (`conference`, `conference_alias`) and §4 (status API).
+//! Facts it relies on are in `docs/pexip.md`: §1 Management API basics (trailing slashes,
+//! `meta.next` paths, 201 + `Location`, 202 on PATCH, 204/404 on DELETE), §2 Authentication,
+//! §3 Conferences, §4 Conference aliases and §7 Status API.
 //!
 //! # Retry policy
 //!
@@ -42,7 +42,6 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::config::{PexipAuth, PexipSettings};
-use crate::secrets::Secret;
 
 use self::auth::{Auth, Credential};
 pub use self::error::{ErrorClass, PexipError};
@@ -97,29 +96,23 @@ impl std::fmt::Debug for PexipClient {
 }
 
 impl PexipClient {
-    /// Build a client with the credentials in `settings`, which never change. Parses the
-    /// private key up front, so a bad key fails at start, not at the first request.
+    /// Build a client with the credentials in `settings`. The private key (OAuth2) or the
+    /// password (Basic) is a [`crate::secrets::Secret`] handle read whenever it is needed, so
+    /// a value rotated in Key Vault is used without a restart: a new key for the next token
+    /// request, a new password for the next request. Parses the key up front, so a bad key
+    /// fails at start, not at the first request.
     pub fn new(settings: &PexipSettings) -> Result<Self, PexipError> {
-        let secret = match &settings.auth {
-            PexipAuth::OAuth2 { private_key, .. } => {
-                Secret::fixed("PEXIP_PRIVATE_KEY", private_key.clone())
-            }
-            PexipAuth::Basic { password, .. } => Secret::fixed("PEXIP_PASSWORD", password.clone()),
-        };
-        Self::with_secret(settings, secret)
-    }
-
-    /// Like [`Self::new`], but the private key (OAuth2) or the password (Basic) is read from
-    /// `secret` whenever it is needed, so a rotated value (Key Vault) is used without a
-    /// restart: a new key for the next token request, a new password for the next request.
-    /// The key or password inside `settings` is not used.
-    pub fn with_secret(settings: &PexipSettings, secret: Secret) -> Result<Self, PexipError> {
         let base = settings.base_url.as_str().trim_end_matches('/').to_owned();
         let auth = match &settings.auth {
-            PexipAuth::OAuth2 { client_id, .. } => {
-                Auth::oauth2(client_id, secret, format!("{base}{}", paths::TOKEN_PATH))?
-            }
-            PexipAuth::Basic { username, .. } => Auth::basic(username, secret)?,
+            PexipAuth::OAuth2 {
+                client_id,
+                private_key,
+            } => Auth::oauth2(
+                client_id,
+                private_key.clone(),
+                format!("{base}{}", paths::TOKEN_PATH),
+            )?,
+            PexipAuth::Basic { username, password } => Auth::basic(username, password.clone())?,
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -167,7 +160,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Configuration API: conference (reference §3.1–§3.4)
+    // Configuration API: conference (docs/pexip.md §3 Conferences)
 
     /// Every VMR matching `filter` (`name`, `name__startswith`, `tag`, ... as Tastypie query
     /// pairs), following `meta.next` to the end. `limit`/`offset` in `filter` are ignored: the
@@ -261,7 +254,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Configuration API: conference_alias (reference §3.3)
+    // Configuration API: conference_alias (docs/pexip.md §4 Conference aliases)
 
     /// Add an alias to a VMR. Like [`Self::create_conference`], an ambiguous failure is
     /// resolved by looking the alias up before sending again.
@@ -311,7 +304,7 @@ impl PexipClient {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Status API (reference §4)
+    // Status API (docs/pexip.md §7 Status API)
 
     /// Live conference instances matching `filter` (`name`, `tag`, ...), all pages.
     pub async fn live_conferences(
@@ -411,7 +404,7 @@ impl PexipClient {
         Err(self.other("the list did not end after the maximum number of pages"))
     }
 
-    /// `meta.next` is a path (reference §1.2); accept an absolute URL on our own base too,
+    /// `meta.next` is a path (docs/pexip.md §1.3 Lists); accept an absolute URL on our base too,
     /// but never follow a link to another host or another resource.
     fn next_path(&self, resource: Resource, next: &str) -> Result<String, PexipError> {
         let path = if next.starts_with('/') {

@@ -1,6 +1,6 @@
 //! Wire models of the Management API objects this service uses: configuration `conference`
-//! and `conference_alias` (reference §3), status `conference` (§4.1), and the list envelope
-//! (§1.2). Deserialisation is lenient: unknown fields are ignored (or kept verbatim in
+//! and `conference_alias` (docs/pexip.md §3, §4), status `conference` (§7.1), and the list
+//! envelope (§1.3). Deserialisation is lenient: unknown fields are ignored (or kept verbatim in
 //! [`Conference::extra`]), and a missing or `null` string reads as `""`, because every Pexip
 //! release adds fields and older ones send `null` where newer ones send `""`.
 

@@ -2,7 +2,7 @@
 //! DELETE to a collection URL impossible.
 //!
 //! `DELETE /api/admin/configuration/v1/conference/` deletes **every** VMR on the node
-//! (reference §1.1). Two layers keep us from ever sending it: the only way to build a DELETE
+//! (docs/pexip.md §1.2). Two layers keep us from ever sending it: the only way to build a DELETE
 //! target is [`Resource::detail`] with a numeric id, and the request path is checked again by
 //! [`ensure_not_collection_delete`] right before anything is sent.
 

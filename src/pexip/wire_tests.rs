@@ -17,6 +17,7 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::config::{PexipAuth, PexipSettings, parse_base_url};
+use crate::secrets::Secret;
 
 /// One request as the stub saw it.
 #[derive(Clone, Debug)]
@@ -66,6 +67,11 @@ async fn stub(
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, seen)
+}
+
+/// A secret from the environment, as configuration makes it.
+fn fixed(value: String) -> Secret {
+    Secret::fixed("test", SecretString::from(value))
 }
 
 fn settings(base: &str, auth: PexipAuth) -> PexipSettings {
@@ -122,7 +128,7 @@ async fn the_token_request_has_exactly_the_three_form_fields_and_a_valid_asserti
         &format!("{base}/"),
         PexipAuth::OAuth2 {
             client_id: "client-7".into(),
-            private_key: SecretString::from(pem),
+            private_key: fixed(pem),
         },
     ))
     .unwrap();
@@ -193,7 +199,7 @@ async fn basic_auth_sends_the_configured_account_and_never_asks_for_a_token() {
         &base,
         PexipAuth::Basic {
             username: "admin".into(),
-            password: SecretString::from("s3cret".to_owned()),
+            password: fixed("s3cret".to_owned()),
         },
     ))
     .unwrap();
@@ -219,7 +225,7 @@ async fn a_401_with_basic_auth_is_not_retried() {
         &base,
         PexipAuth::Basic {
             username: "admin".into(),
-            password: SecretString::from("wrong".to_owned()),
+            password: fixed("wrong".to_owned()),
         },
     ))
     .unwrap();
@@ -242,7 +248,7 @@ async fn a_refused_assertion_is_unauthorized_and_not_retried() {
         &base,
         PexipAuth::OAuth2 {
             client_id: "c".into(),
-            private_key: SecretString::from(new_key_pem()),
+            private_key: fixed(new_key_pem()),
         },
     ))
     .unwrap();
@@ -265,7 +271,7 @@ async fn a_403_is_unauthorized_without_a_token_renewal() {
         &base,
         PexipAuth::OAuth2 {
             client_id: "c".into(),
-            private_key: SecretString::from(new_key_pem()),
+            private_key: fixed(new_key_pem()),
         },
     ))
     .unwrap();
@@ -398,7 +404,7 @@ async fn a_bad_private_key_fails_when_the_client_is_built() {
         "http://127.0.0.1:9",
         PexipAuth::OAuth2 {
             client_id: "c".into(),
-            private_key: SecretString::from("not a key".to_owned()),
+            private_key: Secret::fixed("PEXIP_PRIVATE_KEY", SecretString::from("not a key")),
         },
     ))
     .unwrap_err();
@@ -413,7 +419,7 @@ fn basic_client(base: &str) -> PexipClient {
         base,
         PexipAuth::Basic {
             username: "admin".into(),
-            password: SecretString::from("pw".to_owned()),
+            password: fixed("pw".to_owned()),
         },
     ))
     .unwrap()
@@ -479,17 +485,13 @@ async fn a_rotated_key_signs_the_next_token_request_and_an_unusable_one_is_ignor
         SigningKey::parse(&new_pem).unwrap(),
     );
     let (rotate, secret) = crate::secrets::Secret::for_test("Key Vault secret k", &old_pem);
-    let client = PexipClient::with_secret(
-        &settings(
-            &base,
-            PexipAuth::OAuth2 {
-                client_id: "c".into(),
-                // Not used: the secret supplies the key.
-                private_key: SecretString::from("unused".to_owned()),
-            },
-        ),
-        secret,
-    )
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::OAuth2 {
+            client_id: "c".into(),
+            private_key: secret,
+        },
+    ))
     .unwrap();
     client.list_conferences(&[]).await.unwrap();
 
@@ -520,16 +522,13 @@ async fn a_rotated_key_signs_the_next_token_request_and_an_unusable_one_is_ignor
 async fn a_rotated_basic_password_goes_out_with_the_next_request() {
     let (base, seen) = stub(|_| empty_list()).await;
     let (rotate, secret) = crate::secrets::Secret::for_test("Key Vault secret p", "first");
-    let client = PexipClient::with_secret(
-        &settings(
-            &base,
-            PexipAuth::Basic {
-                username: "admin".into(),
-                password: SecretString::from("unused".to_owned()),
-            },
-        ),
-        secret,
-    )
+    let client = PexipClient::new(&settings(
+        &base,
+        PexipAuth::Basic {
+            username: "admin".into(),
+            password: secret,
+        },
+    ))
     .unwrap();
     client.list_conferences(&[]).await.unwrap();
     rotate.send_replace(SecretString::from("second".to_owned()));

@@ -25,6 +25,7 @@ use secrecy::ExposeSecret as _;
 
 use super::shared_key::SharedKeyPolicy;
 use super::{QueueError, Receipt, ReceivedMessage};
+use crate::azure_sdk::describe;
 use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
 
 /// The two service clients of one account: the same endpoint and credentials, with and
@@ -302,20 +303,4 @@ pub(super) fn map_error(e: azure_core::Error) -> QueueError {
         ErrorKind::Credential => QueueError::Unavailable(describe(&e)),
         _ => QueueError::Other(describe(&e)),
     }
-}
-
-/// One line with the error and its causes: the SDK's own Display is often only
-/// "non-transport error occurred", the cause says what happened.
-fn describe(e: &azure_core::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !line.contains(&cause_text) {
-            line.push_str(": ");
-            line.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }

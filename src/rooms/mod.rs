@@ -1,7 +1,7 @@
 //! The room service: allocation, replenishment, deletion, reconciliation and metrics, as plain
 //! async functions over the Pexip client and the queues. Knows nothing of HTTP.
 //!
-//! Safety rules this module keeps (see DESIGN.md, Flows):
+//! Safety rules this module keeps (see docs/ARCHITECTURE.md, Safety rules):
 //! - a room reaches at most one caller: whoever deletes its pool message owns it, and a room
 //!   that already carries a tag is never handed out again;
 //! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, and

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use super::error::ApiError;
-use crate::entra::{AccessError, EntraAuth};
+use crate::entra::EntraAuth;
 
 /// Let the request through only with an accepted and allowed bearer token.
 pub(super) async fn require_access_token(
@@ -29,11 +29,6 @@ pub(super) async fn require_access_token(
             );
             next.run(request).await
         }
-        Err(e) => {
-            if !matches!(e, AccessError::Missing) && !e.is_forbidden() {
-                tracing::info!(reason = %e, "access token refused");
-            }
-            ApiError::from(e).into_response()
-        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

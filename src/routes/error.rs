@@ -1,13 +1,25 @@
-//! The one HTTP error type, and the one place where every upstream error becomes a status.
+//! The one HTTP error type, and the one place where every error code and every upstream
+//! error's status is defined.
 //!
 //! Every error answer has the same body, `{"detail": "<message>", "code": "<snake_case>"}`:
-//! FastAPI clients of the old service read `detail`; `code` is stable for programs. 5xx
-//! details say little; the cause is logged once, here.
+//! FastAPI clients of the old service read `detail`; `code` is stable for programs. Each
+//! [`ApiError`] variant is one code with one status; nothing outside this file makes up a
+//! code or a status.
+//!
+//! 5xx details say little. The cause is logged once, by [`log_errors`], a layer that reads the
+//! error from the response's extensions (axum's `error-handling` example): a `From` impl or
+//! a handler that logged would log twice, or in the wrong span, or not at all when another
+//! path built the same error.
 
+use std::sync::Arc;
+
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::SourceError;
 use crate::entra::AccessError;
 use crate::genesys::AgentAuthError;
 use crate::pexip::PexipError;
@@ -24,100 +36,269 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-/// An error answer: status, code, message, and an optional challenge header.
+/// `WWW-Authenticate` of the event sink's Basic challenge.
+const BASIC_CHALLENGE: &str = "Basic realm=\"event_sink\", charset=\"UTF-8\"";
+/// The agent route names its header (there is no registered scheme for it).
+const AGENT_CHALLENGE: &str = "x-auth-token";
+/// RFC 6750 §3: no error code when no token was presented.
+const BEARER_MISSING: &str = "Bearer realm=\"pexip-sdk\"";
+const BEARER_INVALID: &str = "Bearer realm=\"pexip-sdk\", error=\"invalid_token\"";
+const BEARER_FORBIDDEN: &str = "Bearer realm=\"pexip-sdk\", error=\"insufficient_scope\"";
+
+/// Every error answer of the service. A variant is one code with one status (see
+/// [`ApiError::status`] and [`ApiError::code`]); upstream errors are kept as the cause, for the
+/// log line [`log_errors`] writes, never for the body.
 #[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    detail: String,
-    www_authenticate: Option<&'static str>,
+pub enum ApiError {
+    /// 400: `uuiData` is missing.
+    MissingUuiData,
+    /// 400: `uuiData` does not parse (the message says why, never the value).
+    InvalidUuiData(String),
+    /// 400: the room name in the path is not a room name.
+    InvalidRoomName(String),
+    /// 400: the service cannot carry out the request as given.
+    InvalidRequest(String),
+    /// 400: Pexip refused the change (its one-line summary).
+    PexipValidation(String),
+    /// 400: the event-sink body is not an event or a bulk envelope.
+    InvalidEvent(String),
+    /// 400: the body is not the JSON the route takes.
+    InvalidJson(String),
+    /// 400: the query string does not parse.
+    InvalidQuery(String),
+    /// 400: a path segment does not decode.
+    InvalidPath(String),
+    /// 400: the body could not be read.
+    BodyUnreadable(String),
+    /// 400: bulk delete without `confirm=true`.
+    ConfirmationRequired,
+    /// 401: `/room*` without a bearer token (in-app auth on).
+    MissingAccessToken,
+    /// 401: a bearer token that is not acceptable.
+    InvalidAccessToken(AccessError),
+    /// 401: the agent route without `x-auth-token`.
+    MissingAgentToken,
+    /// 401: Genesys Cloud did not accept the agent's token.
+    InvalidAgentToken,
+    /// 401: the event sink without Basic credentials.
+    MissingCredentials,
+    /// 401: the event sink with wrong Basic credentials.
+    InvalidCredentials,
+    /// 403: a valid token of a client application or role that is not allowed.
+    ClientNotAllowed(AccessError),
+    /// 403: the agent's Genesys division may not read rooms.
+    DivisionNotAllowed,
+    /// 403: the event-sink caller is outside `EVENT_SINK_ALLOWED_NETWORKS`.
+    SourceNotAllowed(SourceError),
+    /// 404: no such room.
+    RoomNotFound,
+    /// 404: no such route.
+    NoRoute,
+    /// 405: a known path with another method.
+    MethodNotAllowed,
+    /// 409: the room is persistent and never deleted by this service.
+    PersistentRoom,
+    /// 413: the body is over the route's limit.
+    BodyTooLarge(String),
+    /// 414: the request target is too long.
+    UriTooLong,
+    /// 415: a JSON route without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// 431: the request headers are too large.
+    HeadersTooLarge,
+    /// 502: Pexip refused our credentials (someone must act).
+    PexipRefusedCredentials,
+    /// 502: Pexip failed in a way a retry will not mend.
+    PexipFailed(PexipError),
+    /// 503: Pexip is down, overloaded or rate limiting us.
+    PexipUnavailable(PexipError),
+    /// 503: the queues cannot be used.
+    QueueUnavailable(QueueError),
+    /// 503: Genesys Cloud cannot be reached.
+    GenesysUnavailable(String),
+    /// 503: the signing keys of access tokens cannot be fetched.
+    AuthUnavailable,
 }
 
 impl ApiError {
-    /// An error with the given status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            www_authenticate: None,
-        }
-    }
-
-    /// 400 with a code naming what was wrong.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    /// 401 with a `WWW-Authenticate` challenge.
-    pub fn unauthorized(
-        code: &'static str,
-        detail: impl Into<String>,
-        challenge: &'static str,
-    ) -> Self {
-        Self {
-            www_authenticate: Some(challenge),
-            ..Self::new(StatusCode::UNAUTHORIZED, code, detail)
-        }
-    }
-
-    /// The same error with a `WWW-Authenticate` challenge (RFC 6750 also puts one on a 403).
-    pub fn with_challenge(self, challenge: &'static str) -> Self {
-        Self {
-            www_authenticate: Some(challenge),
-            ..self
-        }
-    }
-
-    /// 404 for an unknown path.
-    pub fn no_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-    }
-
-    /// 405 for a known path with another method.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed on this route",
-        )
-    }
-
     /// The status of this error.
     pub fn status(&self) -> StatusCode {
-        self.status
+        use ApiError::*;
+        match self {
+            MissingUuiData | InvalidUuiData(_) | InvalidRoomName(_) | InvalidRequest(_)
+            | PexipValidation(_) | InvalidEvent(_) | InvalidJson(_) | InvalidQuery(_)
+            | InvalidPath(_) | BodyUnreadable(_) | ConfirmationRequired => StatusCode::BAD_REQUEST,
+            MissingAccessToken
+            | InvalidAccessToken(_)
+            | MissingAgentToken
+            | InvalidAgentToken
+            | MissingCredentials
+            | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ClientNotAllowed(_) | DivisionNotAllowed | SourceNotAllowed(_) => StatusCode::FORBIDDEN,
+            RoomNotFound | NoRoute => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PersistentRoom => StatusCode::CONFLICT,
+            BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            PexipRefusedCredentials | PexipFailed(_) => StatusCode::BAD_GATEWAY,
+            PexipUnavailable(_) | QueueUnavailable(_) | GenesysUnavailable(_) | AuthUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingUuiData | InvalidUuiData(_) => "invalid_uui_data",
+            InvalidRoomName(_) => "invalid_room_name",
+            InvalidRequest(_) => "invalid_request",
+            PexipValidation(_) => "pexip_validation",
+            InvalidEvent(_) => "invalid_event",
+            InvalidJson(_) => "invalid_json",
+            InvalidQuery(_) => "invalid_query",
+            InvalidPath(_) => "invalid_path",
+            BodyUnreadable(_) | BodyTooLarge(_) => "body_rejected",
+            ConfirmationRequired => "confirmation_required",
+            MissingAccessToken | MissingAgentToken => "missing_token",
+            InvalidAccessToken(_) | InvalidAgentToken => "invalid_token",
+            MissingCredentials => "missing_credentials",
+            InvalidCredentials => "invalid_credentials",
+            ClientNotAllowed(_) => "client_not_allowed",
+            DivisionNotAllowed => "division_not_allowed",
+            SourceNotAllowed(_) => "source_not_allowed",
+            RoomNotFound => "room_not_found",
+            NoRoute => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            PersistentRoom => "persistent_room",
+            UriTooLong => "uri_too_long",
+            UnsupportedMediaType => "unsupported_media_type",
+            HeadersTooLarge => "headers_too_large",
+            PexipRefusedCredentials | PexipFailed(_) => "pexip_error",
+            PexipUnavailable(_) => "pexip_unavailable",
+            QueueUnavailable(_) => "queue_unavailable",
+            GenesysUnavailable(_) => "genesys_unavailable",
+            AuthUnavailable => "auth_unavailable",
+        }
+    }
+
+    /// The message for the caller: what was wrong with the request, or a short, fixed line
+    /// for a failure on our side (its cause goes to the log, not to the caller).
+    pub fn detail(&self) -> String {
+        use ApiError::*;
+        match self {
+            MissingUuiData => "uuiData is required".into(),
+            InvalidUuiData(m) | InvalidRoomName(m) | InvalidRequest(m) | InvalidEvent(m)
+            | InvalidJson(m) | InvalidQuery(m) | InvalidPath(m) | BodyUnreadable(m)
+            | BodyTooLarge(m) => m.clone(),
+            PexipValidation(m) => format!("Pexip refused the change: {m}"),
+            ConfirmationRequired => {
+                "bulk delete removes every room of this service: pass confirm=true".into()
+            }
+            MissingAccessToken => AccessError::Missing.to_string(),
+            InvalidAccessToken(e) | ClientNotAllowed(e) => e.to_string(),
+            MissingAgentToken => AgentAuthError::Missing.to_string(),
+            InvalidAgentToken => AgentAuthError::InvalidToken.to_string(),
+            MissingCredentials => "HTTP Basic credentials required".into(),
+            InvalidCredentials => "wrong credentials".into(),
+            DivisionNotAllowed => AgentAuthError::DivisionNotAllowed.to_string(),
+            SourceNotAllowed(e) => e.to_string(),
+            RoomNotFound => "room not found".into(),
+            NoRoute => "no such route".into(),
+            MethodNotAllowed => "method not allowed on this route".into(),
+            PersistentRoom => "this room is persistent and is never deleted by this service".into(),
+            UriTooLong => "request target too long".into(),
+            UnsupportedMediaType => "expected Content-Type: application/json".into(),
+            HeadersTooLarge => "request headers too large".into(),
+            PexipRefusedCredentials => "Pexip refused the request".into(),
+            PexipFailed(_) => "Pexip request failed".into(),
+            PexipUnavailable(_) => "Pexip is unavailable; try again shortly".into(),
+            QueueUnavailable(_) => "the room queues are unavailable".into(),
+            GenesysUnavailable(_) => "Genesys Cloud is unavailable".into(),
+            AuthUnavailable => {
+                "access tokens cannot be checked right now; try again shortly".into()
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge this error carries (RFC 6750 also puts one on a 403).
+    fn challenge(&self) -> Option<&'static str> {
+        use ApiError::*;
+        match self {
+            MissingAccessToken => Some(BEARER_MISSING),
+            InvalidAccessToken(_) => Some(BEARER_INVALID),
+            ClientNotAllowed(_) => Some(BEARER_FORBIDDEN),
+            MissingAgentToken | InvalidAgentToken => Some(AGENT_CHALLENGE),
+            MissingCredentials | InvalidCredentials => Some(BASIC_CHALLENGE),
+            _ => None,
+        }
+    }
+
+    /// Log this error once, at the level its handling needs: `error!` only where someone must
+    /// act (our credentials refused, a failure we cannot explain), `warn!` for an outage or a
+    /// refused caller worth watching, nothing for ordinary bad input.
+    fn log(&self) {
+        use ApiError::*;
+        match self {
+            PexipRefusedCredentials => tracing::error!("Pexip refused our credentials"),
+            PexipFailed(e) => tracing::error!(error = %e, "Pexip request failed"),
+            PexipUnavailable(e) => tracing::warn!(error = %e, "Pexip unavailable"),
+            QueueUnavailable(e) => tracing::error!(error = %e, "queue request failed"),
+            GenesysUnavailable(e) => tracing::warn!(error = %e, "Genesys Cloud unavailable"),
+            AuthUnavailable => tracing::warn!("cannot check access tokens: no signing keys"),
+            InvalidAccessToken(e) => tracing::info!(reason = %e, "access token refused"),
+            InvalidCredentials => tracing::warn!("event sink request with wrong credentials"),
+            SourceNotAllowed(SourceError::NotAllowed(ip)) => tracing::warn!(
+                source.address = %ip,
+                "event sink request from outside the allowed networks"
+            ),
+            SourceNotAllowed(other) => tracing::warn!(
+                reason = %other,
+                "event sink request without a usable source address"
+            ),
+            _ => {}
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            detail: self.detail,
-            code: self.code.to_owned(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(challenge) = self.www_authenticate {
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(challenge) = self.challenge() {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
         }
+        // For `log_errors`: the response carries the error itself, cause included.
+        response.extensions_mut().insert(Arc::new(self));
         response
     }
+}
+
+/// The layer that logs every error answer once, inside the request's span (so the line
+/// carries the invocation id), whichever handler, extractor or fallback produced it.
+pub(super) async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(error) = response.extensions().get::<Arc<ApiError>>() {
+        error.log();
+    }
+    response
 }
 
 impl From<RoomsError> for ApiError {
     fn from(e: RoomsError) -> Self {
         match e {
-            RoomsError::NotFound => {
-                Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found")
-            }
-            RoomsError::Persistent => Self::new(
-                StatusCode::CONFLICT,
-                "persistent_room",
-                "this room is persistent and is never deleted by this service",
-            ),
-            RoomsError::Invalid(detail) => Self::bad_request("invalid_request", detail),
+            RoomsError::NotFound => Self::RoomNotFound,
+            RoomsError::Persistent => Self::PersistentRoom,
+            RoomsError::Invalid(detail) => Self::InvalidRequest(detail),
             RoomsError::Pexip(e) => e.into(),
             RoomsError::Queue(e) => e.into(),
         }
@@ -127,98 +308,240 @@ impl From<RoomsError> for ApiError {
 impl From<PexipError> for ApiError {
     fn from(e: PexipError) -> Self {
         match e {
-            PexipError::NotFound => {
-                Self::new(StatusCode::NOT_FOUND, "room_not_found", "room not found")
-            }
-            PexipError::Validation { message, .. } => Self::bad_request(
-                "pexip_validation",
-                format!("Pexip refused the change: {message}"),
-            ),
+            PexipError::NotFound => Self::RoomNotFound,
+            PexipError::Validation { message, .. } => Self::PexipValidation(message),
             PexipError::RateLimited { .. } | PexipError::Unavailable { .. } => {
-                tracing::warn!(error = %e, "Pexip unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "pexip_unavailable",
-                    "Pexip is unavailable; try again shortly",
-                )
+                Self::PexipUnavailable(e)
             }
-            PexipError::Unauthorized => {
-                tracing::error!("Pexip refused our credentials");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "pexip_error",
-                    "Pexip refused the request",
-                )
-            }
-            other => {
-                tracing::error!(error = %other, "Pexip request failed");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "pexip_error",
-                    "Pexip request failed",
-                )
-            }
+            PexipError::Unauthorized => Self::PexipRefusedCredentials,
+            other => Self::PexipFailed(other),
         }
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
-        tracing::error!(error = %e, "queue request failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            "the room queues are unavailable",
-        )
+        Self::QueueUnavailable(e)
     }
 }
 
 impl From<AgentAuthError> for ApiError {
     fn from(e: AgentAuthError) -> Self {
-        const CHALLENGE: &str = "x-auth-token";
         match e {
-            AgentAuthError::Missing => {
-                Self::unauthorized("missing_token", e.to_string(), CHALLENGE)
-            }
-            AgentAuthError::InvalidToken => {
-                Self::unauthorized("invalid_token", e.to_string(), CHALLENGE)
-            }
-            AgentAuthError::DivisionNotAllowed => {
-                Self::new(StatusCode::FORBIDDEN, "division_not_allowed", e.to_string())
-            }
-            AgentAuthError::Unavailable(_) => {
-                tracing::warn!(error = %e, "Genesys Cloud unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "genesys_unavailable",
-                    "Genesys Cloud is unavailable",
-                )
-            }
+            AgentAuthError::Missing => Self::MissingAgentToken,
+            AgentAuthError::InvalidToken => Self::InvalidAgentToken,
+            AgentAuthError::DivisionNotAllowed => Self::DivisionNotAllowed,
+            AgentAuthError::Unavailable(cause) => Self::GenesysUnavailable(cause),
         }
     }
 }
 
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
-        // RFC 6750 §3: no error code when no token was presented.
-        const MISSING: &str = "Bearer realm=\"pexip-sdk\"";
-        const INVALID: &str = "Bearer realm=\"pexip-sdk\", error=\"invalid_token\"";
-        const FORBIDDEN: &str = "Bearer realm=\"pexip-sdk\", error=\"insufficient_scope\"";
         match e {
-            AccessError::Missing => Self::unauthorized("missing_token", e.to_string(), MISSING),
-            AccessError::KeysUnavailable => {
-                tracing::warn!(error = %e, "cannot check access tokens");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "auth_unavailable",
-                    "access tokens cannot be checked right now; try again shortly",
-                )
-            }
-            e if e.is_forbidden() => {
-                Self::new(StatusCode::FORBIDDEN, "client_not_allowed", e.to_string())
-                    .with_challenge(FORBIDDEN)
-            }
-            e => Self::unauthorized("invalid_token", e.to_string(), INVALID),
+            AccessError::Missing => Self::MissingAccessToken,
+            AccessError::KeysUnavailable => Self::AuthUnavailable,
+            e if e.is_forbidden() => Self::ClientNotAllowed(e),
+            e => Self::InvalidAccessToken(e),
+        }
+    }
+}
+
+impl From<SourceError> for ApiError {
+    fn from(e: SourceError) -> Self {
+        Self::SourceNotAllowed(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant with the status and code callers rely on, and its challenge. A change
+    /// here is a change of the wire contract: the replaced service's callers read the status,
+    /// programs read the code.
+    fn catalogue() -> Vec<(ApiError, u16, &'static str, Option<&'static str>)> {
+        use ApiError::*;
+        let pexip_down = || PexipError::Unavailable {
+            reason: "connect refused".into(),
+        };
+        vec![
+            (MissingUuiData, 400, "invalid_uui_data", None),
+            (InvalidUuiData("x".into()), 400, "invalid_uui_data", None),
+            (InvalidRoomName("x".into()), 400, "invalid_room_name", None),
+            (InvalidRequest("x".into()), 400, "invalid_request", None),
+            (PexipValidation("x".into()), 400, "pexip_validation", None),
+            (InvalidEvent("x".into()), 400, "invalid_event", None),
+            (InvalidJson("x".into()), 400, "invalid_json", None),
+            (InvalidQuery("x".into()), 400, "invalid_query", None),
+            (InvalidPath("x".into()), 400, "invalid_path", None),
+            (BodyUnreadable("x".into()), 400, "body_rejected", None),
+            (ConfirmationRequired, 400, "confirmation_required", None),
+            (
+                MissingAccessToken,
+                401,
+                "missing_token",
+                Some(BEARER_MISSING),
+            ),
+            (
+                InvalidAccessToken(AccessError::Expired),
+                401,
+                "invalid_token",
+                Some(BEARER_INVALID),
+            ),
+            (
+                MissingAgentToken,
+                401,
+                "missing_token",
+                Some(AGENT_CHALLENGE),
+            ),
+            (
+                InvalidAgentToken,
+                401,
+                "invalid_token",
+                Some(AGENT_CHALLENGE),
+            ),
+            (
+                MissingCredentials,
+                401,
+                "missing_credentials",
+                Some(BASIC_CHALLENGE),
+            ),
+            (
+                InvalidCredentials,
+                401,
+                "invalid_credentials",
+                Some(BASIC_CHALLENGE),
+            ),
+            (
+                ClientNotAllowed(AccessError::ClientNotAllowed),
+                403,
+                "client_not_allowed",
+                Some(BEARER_FORBIDDEN),
+            ),
+            (DivisionNotAllowed, 403, "division_not_allowed", None),
+            (
+                SourceNotAllowed(SourceError::NoForwardedFor),
+                403,
+                "source_not_allowed",
+                None,
+            ),
+            (RoomNotFound, 404, "room_not_found", None),
+            (NoRoute, 404, "not_found", None),
+            (MethodNotAllowed, 405, "method_not_allowed", None),
+            (PersistentRoom, 409, "persistent_room", None),
+            (BodyTooLarge("x".into()), 413, "body_rejected", None),
+            (UriTooLong, 414, "uri_too_long", None),
+            (UnsupportedMediaType, 415, "unsupported_media_type", None),
+            (HeadersTooLarge, 431, "headers_too_large", None),
+            (PexipRefusedCredentials, 502, "pexip_error", None),
+            (
+                PexipFailed(PexipError::Other {
+                    status: Some(500),
+                    message: "boom".into(),
+                }),
+                502,
+                "pexip_error",
+                None,
+            ),
+            (
+                PexipUnavailable(pexip_down()),
+                503,
+                "pexip_unavailable",
+                None,
+            ),
+            (
+                QueueUnavailable(QueueError::Unavailable("down".into())),
+                503,
+                "queue_unavailable",
+                None,
+            ),
+            (
+                GenesysUnavailable("timeout".into()),
+                503,
+                "genesys_unavailable",
+                None,
+            ),
+            (AuthUnavailable, 503, "auth_unavailable", None),
+        ]
+    }
+
+    #[tokio::test]
+    async fn every_variant_answers_its_status_code_and_challenge_in_the_envelope() {
+        for (error, status, code, challenge) in catalogue() {
+            let name = format!("{error:?}");
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status, "{name}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.to_str().unwrap()),
+                challenge,
+                "{name}"
+            );
+            assert!(
+                response.extensions().get::<Arc<ApiError>>().is_some(),
+                "{name}: the error rides along for the log layer"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["code"], code, "{name}");
+            assert!(
+                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}"
+            );
+            assert_eq!(body.as_object().unwrap().len(), 2, "{name}: {body}");
+        }
+    }
+
+    #[test]
+    fn failures_on_our_side_never_show_their_cause_to_the_caller() {
+        let secret_cause = "https://mgr.internal.example/api?token=abc";
+        let errors = [
+            ApiError::PexipFailed(PexipError::Other {
+                status: Some(500),
+                message: secret_cause.into(),
+            }),
+            ApiError::PexipUnavailable(PexipError::Unavailable {
+                reason: secret_cause.into(),
+            }),
+            ApiError::QueueUnavailable(QueueError::Unavailable(secret_cause.into())),
+            ApiError::GenesysUnavailable(secret_cause.into()),
+        ];
+        for error in errors {
+            assert!(!error.detail().contains("internal"), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_errors_map_to_their_variants() {
+        let cases: Vec<(ApiError, &str)> = vec![
+            (RoomsError::NotFound.into(), "room_not_found"),
+            (RoomsError::Persistent.into(), "persistent_room"),
+            (RoomsError::Invalid("x".into()).into(), "invalid_request"),
+            (PexipError::NotFound.into(), "room_not_found"),
+            (PexipError::Unauthorized.into(), "pexip_error"),
+            (
+                PexipError::RateLimited { retry_after: None }.into(),
+                "pexip_unavailable",
+            ),
+            (PexipError::Config("bad key".into()).into(), "pexip_error"),
+            (AgentAuthError::Missing.into(), "missing_token"),
+            (
+                AgentAuthError::DivisionNotAllowed.into(),
+                "division_not_allowed",
+            ),
+            (AccessError::Missing.into(), "missing_token"),
+            (AccessError::KeysUnavailable.into(), "auth_unavailable"),
+            (AccessError::RoleNotAllowed.into(), "client_not_allowed"),
+            (AccessError::BadSignature.into(), "invalid_token"),
+            (SourceError::TooFewEntries.into(), "source_not_allowed"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error:?}");
         }
     }
 }

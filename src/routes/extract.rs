@@ -3,6 +3,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -21,16 +22,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected Content-Type: application/json",
-            )),
-            Err(JsonRejection::BytesRejection(e)) => {
-                Err(ApiError::new(e.status(), "body_rejected", e.body_text()))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(JsonRejection::BytesRejection(e)) => Err(body_rejected(e.status(), e.body_text())),
             // serde's message names the field and position, never a value.
-            Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
+            Err(e) => Err(ApiError::InvalidJson(e.body_text())),
         }
     }
 }
@@ -49,7 +44,7 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+            .map_err(|e: QueryRejection| ApiError::InvalidQuery(e.body_text()))
     }
 }
 
@@ -67,7 +62,7 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))
-            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e: PathRejection| ApiError::InvalidPath(e.body_text()))
     }
 }
 
@@ -84,6 +79,15 @@ where
         axum::body::Bytes::from_request(req, state)
             .await
             .map(Self)
-            .map_err(|e| ApiError::new(e.status(), "body_rejected", e.body_text()))
+            .map_err(|e| body_rejected(e.status(), e.body_text()))
+    }
+}
+
+/// A body axum could not buffer: over the route's limit (413), or unreadable.
+fn body_rejected(status: StatusCode, detail: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::BodyTooLarge(detail)
+    } else {
+        ApiError::BodyUnreadable(detail)
     }
 }

@@ -34,7 +34,6 @@ use crate::entra::EntraAuth;
 use crate::functions::INVOCATION_ID_HEADER;
 use crate::genesys::AgentAuth;
 use crate::rooms::RoomService;
-use crate::secrets::Secret;
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,12 +54,9 @@ const MAX_URI_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// Allocation, deletion, GC, metrics: the service layer over Pexip and the queues.
     pub rooms: RoomService,
-    /// The Pexip event sink's settings: user name, body limit.
+    /// The Pexip event sink's settings: credentials (the password a live handle, read on
+    /// every request), body limit, allowed networks.
     pub event_sink: Arc<EventSinkSettings>,
-    /// The password the event sink must present, read on every request so a password rotated
-    /// in Key Vault applies without a restart (`event_sink.password` is only its value at
-    /// start).
-    pub event_sink_password: Secret,
     /// Checks contact-centre agents' Genesys tokens.
     pub agents: AgentAuth,
     /// Checks Entra ID access tokens on `/room*`; `None` when `AUTH_JWKS_URL` is unset (the
@@ -194,8 +190,8 @@ pub fn build_router(state: AppState) -> Router {
         .merge(public)
         .route("/", get(timers::readiness))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-        .fallback(|| async { ApiError::no_route() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(limit_request_head))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -203,6 +199,8 @@ pub fn build_router(state: AppState) -> Router {
         ))
         // Layers apply to the routes added before them: the timers come after the timeout.
         .merge(timers)
+        // Inside the request span, so each error's one log line carries the invocation id.
+        .layer(axum::middleware::from_fn(error::log_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
@@ -219,12 +217,7 @@ async fn limit_request_head(
         .path_and_query()
         .map_or(0, |pq| pq.as_str().len());
     if uri_len > MAX_URI_BYTES {
-        return ApiError::new(
-            axum::http::StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            "request target too long",
-        )
-        .into_response();
+        return ApiError::UriTooLong.into_response();
     }
     let header_bytes: usize = request
         .headers()
@@ -232,12 +225,7 @@ async fn limit_request_head(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return ApiError::new(
-            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            "request headers too large",
-        )
-        .into_response();
+        return ApiError::HeadersTooLarge.into_response();
     }
     next.run(request).await
 }

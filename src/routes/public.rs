@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBytes, ApiPath, ApiQuery};
 use super::rooms::room_name;
 use crate::config::EventSinkSettings;
-use crate::domain::{SourceError, parse_event_sink_body};
+use crate::domain::parse_event_sink_body;
 
 /// The header App Service's front end appends the caller's address to.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -81,10 +81,9 @@ pub async fn event_sink(
     check_basic(
         &headers,
         &state.event_sink.username,
-        &state.event_sink_password.current(),
+        &state.event_sink.password.current(),
     )?;
-    let events = parse_event_sink_body(&body)
-        .map_err(|e| ApiError::bad_request("invalid_event", e.to_string()))?;
+    let events = parse_event_sink_body(&body).map_err(|e| ApiError::InvalidEvent(e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
     Ok(axum::Json(EventAck {
         detail: "Event acknowledged and processed.".into(),
@@ -105,15 +104,7 @@ fn check_source(headers: &HeaderMap, settings: &EventSinkSettings) -> Result<(),
         .get_all(X_FORWARDED_FOR)
         .iter()
         .map(|v| v.to_str().unwrap_or(""));
-    allowed.check(values).map(|_| ()).map_err(|e| {
-        match &e {
-            SourceError::NotAllowed(ip) => {
-                tracing::warn!(source.address = %ip, "event sink request from outside the allowed networks");
-            }
-            other => tracing::warn!(reason = %other, "event sink request without a usable source address"),
-        }
-        ApiError::new(StatusCode::FORBIDDEN, "source_not_allowed", e.to_string())
-    })
+    allowed.check(values).map(|_| ()).map_err(ApiError::from)
 }
 
 /// Compare the request's Basic credentials with the expected ones in constant time
@@ -123,7 +114,6 @@ fn check_basic(
     username: &str,
     password: &SecretString,
 ) -> Result<(), ApiError> {
-    const CHALLENGE: &str = "Basic realm=\"event_sink\", charset=\"UTF-8\"";
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -136,25 +126,14 @@ fn check_basic(
                 .decode(b64.trim())
                 .ok()
         })
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_credentials",
-                "HTTP Basic credentials required",
-                CHALLENGE,
-            )
-        })?;
+        .ok_or(ApiError::MissingCredentials)?;
     let want = format!("{username}:{}", password.expose_secret());
     let a = digest::digest(&digest::SHA256, &given);
     let b = digest::digest(&digest::SHA256, want.as_bytes());
     if bool::from(a.as_ref().ct_eq(b.as_ref())) {
         Ok(())
     } else {
-        tracing::warn!("event sink request with wrong credentials");
-        Err(ApiError::unauthorized(
-            "invalid_credentials",
-            "wrong credentials",
-            CHALLENGE,
-        ))
+        Err(ApiError::InvalidCredentials)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::rooms::RoomPatch;
 
 /// Parse a room name from the path: 400 before anything reaches a Pexip URL.
 pub(super) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
-    RoomName::parse(raw).map_err(|e| ApiError::bad_request("invalid_room_name", e.to_string()))
+    RoomName::parse(raw).map_err(|e| ApiError::InvalidRoomName(e.to_string()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,11 +49,9 @@ pub async fn create_room(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CreateQuery>,
 ) -> Result<axum::Json<ConstrainedConference>, ApiError> {
-    let raw = query
-        .uui_data
-        .ok_or_else(|| ApiError::bad_request("invalid_uui_data", "uuiData is required"))?;
+    let raw = query.uui_data.ok_or(ApiError::MissingUuiData)?;
     let call = VideoCall::parse(&raw, &state.rooms.settings().uui)
-        .map_err(|e| ApiError::bad_request("invalid_uui_data", e.to_string()))?;
+        .map_err(|e| ApiError::InvalidUuiData(e.to_string()))?;
     let allocation = state.rooms.allocate(&call).await?;
     Ok(axum::Json(ConstrainedConference::without_pin(
         &allocation.conference,
@@ -235,10 +233,7 @@ pub async fn bulk_delete(
     ApiQuery(query): ApiQuery<BulkDeleteQuery>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
     if !query.confirm {
-        return Err(ApiError::bad_request(
-            "confirmation_required",
-            "bulk delete removes every room of this service: pass confirm=true",
-        ));
+        return Err(ApiError::ConfirmationRequired);
     }
     state.rooms.bulk_delete();
     Ok((

@@ -210,24 +210,13 @@ impl SecretStore {
         Ok(Self { secrets })
     }
 
-    /// The handle on the secret that supplies `setting` (`PEXIP_PRIVATE_KEY`, ...), if this
-    /// store reads one.
-    pub fn secret(&self, setting: &str) -> Option<Secret> {
-        self.secrets
-            .iter()
-            .find(|(s, _)| s.setting == setting)
-            .map(|(_, handle)| handle.clone())
-    }
-
-    /// `env` with each secret's current value under the name of the setting it supplies, so
-    /// the settings are read and validated by the same code whatever the source (the way App
-    /// Service's Key Vault references turn into app settings).
-    pub fn overlay(&self, env: &Env) -> Env {
-        let mut env = env.clone();
+    /// Hand every secret's live handle to `env`, under the name of the setting it supplies
+    /// (`PEXIP_PRIVATE_KEY`, ...), so the settings read from `env` hold these handles and
+    /// nothing else: one source per secret, and a rotated value reaches every user.
+    pub fn supply(&self, env: &mut Env) {
         for (secret, handle) in &self.secrets {
-            env.set(secret.setting, handle.current().expose_secret());
+            env.supply_secret(secret.setting, handle.clone());
         }
-        env
     }
 }
 

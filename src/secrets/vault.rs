@@ -2,7 +2,7 @@
 //! `azure_identity::ManagedIdentityCredential`, and the mapping of its errors onto
 //! [`SecretsError`].
 //!
-//! The client authenticates the way Key Vault asks (reference `azure.md` §5): its first
+//! The client authenticates the way Key Vault asks (docs/azure.md §8 Key Vault): its first
 //! request goes out without a token, the vault answers 401 with a `WWW-Authenticate`
 //! challenge naming the resource, and the client gets a token for that resource from the
 //! identity endpoint and retries. REST reference:
@@ -20,6 +20,7 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use secrecy::SecretString;
 
 use super::SecretsError;
+use crate::azure_sdk::describe;
 use crate::config::{KeyVaultSettings, VaultSecret};
 
 /// Options of the Key Vault and identity clients that only tests change.
@@ -161,20 +162,4 @@ fn classify(e: &azure_core::Error, vault: String, name: String, setting: &str) -
             detail,
         },
     }
-}
-
-/// One line with the error and its causes: the SDK's own `Display` is often only "non-transport
-/// error occurred", the cause says what happened. (The queue backend does the same.)
-fn describe(e: &azure_core::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !line.contains(&cause_text) {
-            line.push_str(": ");
-            line.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    line.replace(['\n', '\r'], " ")
 }

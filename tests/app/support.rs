@@ -2,9 +2,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pexip_sdk::cli::app::{App, AppSettings};
+use pexip_sdk::app::{App, AppSettings};
 use pexip_sdk::config::StorageSettings;
-use pexip_sdk::queue::QueueService;
 use pexip_sdk::rooms::RoomService;
 use pexip_sim::{EventSinkTarget, SimHandle};
 use testkit::azurite::Azurite;
@@ -101,17 +100,12 @@ impl TestApp {
             .genesys(&genesys)
             .extend(options.env.iter().cloned())
             .to_env();
-        let (storage, queues) = match options.backend {
-            Backend::Memory => (StorageSettings::InMemory, QueueService::in_memory()),
-            Backend::Azurite => {
-                let azurite = Azurite::shared().expect("Azurite");
-                let settings = azurite.settings();
-                let queues = QueueService::connect(&settings).unwrap();
-                (settings, queues)
-            }
+        let storage = match options.backend {
+            Backend::Memory => StorageSettings::InMemory,
+            Backend::Azurite => Azurite::shared().expect("Azurite").settings(),
         };
         let settings = AppSettings::from_env(&env, Some(storage)).unwrap();
-        let app = App::build(settings, queues).unwrap();
+        let app = App::build(settings).unwrap();
         app.prepare_queues().await;
         let rooms = app.rooms.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,7 +1,7 @@
 //! Secrets from Key Vault end to end, through the official SDK: `ManagedIdentityCredential`
 //! gets tokens from the fake identity endpoint, and `SecretClient` reads from an https fake
 //! vault with a CA and a certificate made here, which answers a request without a token with
-//! the 401 challenge (<https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses>).
+//! the 401 challenge (docs/azure.md §8 Key Vault).
 //! The fake vault changes its contents mid-test (rotation, outage); one test runs the whole
 //! app against the Pexip simulator, one the real binary for the start-up failure.
 //!
@@ -19,12 +19,11 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::IntoResponse as _;
 use base64::Engine as _;
-use pexip_sdk::cli::app::{App, AppSettings};
+use pexip_sdk::app::{App, AppSettings};
 use pexip_sdk::config::{
     EVENT_SINK_PASSWORD, Env, KEY_VAULT_CLIENT_ID, KEY_VAULT_REFRESH_SECONDS, KEY_VAULT_URL,
-    PEXIP_PASSWORD, PEXIP_PRIVATE_KEY, StorageSettings,
+    PEXIP_PASSWORD, PEXIP_PRIVATE_KEY, PexipAuth, StorageSettings,
 };
-use pexip_sdk::queue::QueueService;
 use pexip_sdk::secrets::{Secret, SecretsError, VaultOptions};
 use secrecy::ExposeSecret as _;
 use testkit::env::AppEnv;
@@ -341,13 +340,14 @@ async fn started_with_two_secrets() -> (IdentityEndpoint, FakeVault, AppSettings
     (identity, vault, settings)
 }
 
+/// The live handle the settings hold for `setting`: the one copy of that secret.
 fn handle(settings: &AppSettings, setting: &str) -> Secret {
-    settings
-        .key_vault
-        .as_ref()
-        .expect("Key Vault store")
-        .secret(setting)
-        .expect("a handle for the setting")
+    match (setting, &settings.pexip.auth) {
+        (PEXIP_PRIVATE_KEY, PexipAuth::OAuth2 { private_key, .. }) => private_key.clone(),
+        (PEXIP_PASSWORD, PexipAuth::Basic { password, .. }) => password.clone(),
+        (EVENT_SINK_PASSWORD, _) => settings.event_sink.password.clone(),
+        _ => panic!("the settings hold no {setting}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,11 +390,11 @@ pub fn secrets_are_read_through_the_sdk_after_the_key_vault_challenge() {
             "Key Vault secret event-sink-password"
         );
         assert_eq!(
-            settings.event_sink.password.expose_secret(),
+            settings.event_sink.password.current().expose_secret(),
             "sink-password-one"
         );
         // The client parses the base64 form: building the app succeeds.
-        App::build(settings, QueueService::in_memory()).expect("app");
+        App::build(settings).expect("app");
 
         // The SDK's challenge dance: the first request carries no token and gets the 401,
         // then every request is authorized; paths end in a slash and carry an api-version.
@@ -430,15 +430,12 @@ pub fn secrets_are_read_through_the_sdk_after_the_key_vault_challenge() {
             handle(&settings, PEXIP_PASSWORD).current().expose_secret(),
             "mgr-admin-password"
         );
-        assert!(
-            settings
-                .key_vault
-                .as_ref()
-                .unwrap()
-                .secret(PEXIP_PRIVATE_KEY)
-                .is_none()
+        assert!(matches!(settings.pexip.auth, PexipAuth::Basic { .. }));
+        assert_eq!(
+            handle(&settings, PEXIP_PASSWORD).source(),
+            "Key Vault secret mgr-admin"
         );
-        App::build(settings, QueueService::in_memory()).expect("app with Basic auth");
+        App::build(settings).expect("app with Basic auth");
         identity.assert_asked_only_for(VAULT_RESOURCE, Some(CLIENT_ID));
     });
 }
@@ -557,7 +554,7 @@ pub fn the_pexip_client_and_the_event_sink_use_rotated_secrets() {
         let settings = load(&env, &vault).await.expect("settings");
         let mut key = handle(&settings, PEXIP_PRIVATE_KEY);
         let mut password = handle(&settings, EVENT_SINK_PASSWORD);
-        let app = App::build(settings, QueueService::in_memory()).expect("app");
+        let app = App::build(settings).expect("app");
         let rooms = app.rooms.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

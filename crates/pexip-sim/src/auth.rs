@@ -1,4 +1,4 @@
-//! The credential gate in front of `/api/admin/**` (reference §7.1): a valid, unexpired
+//! The credential gate in front of `/api/admin/**` (docs/pexip.md §2): a valid, unexpired
 //! Bearer token from `/oauth/token/`, or HTTP Basic when configured. Anything else is 401
 //! with an empty body and `WWW-Authenticate: Basic realm="pexip"`.
 

@@ -1,5 +1,5 @@
-//! Configuration API handlers for `conference` and `conference_alias` (reference §1.1, §3,
-//! §7.2, §7.3): Tastypie status codes (201 + `Location`, 202, 204, 404 with empty bodies),
+//! Configuration API handlers for `conference` and `conference_alias` (docs/pexip.md §1.2,
+//! §3, §4): Tastypie status codes (201 + `Location`, 202, 204, 404 with empty bodies),
 //! validation errors as `{"<resource>": {"<field>": ["..."]}}`, other 4xx as `{"error"}`.
 
 use axum::Json;
@@ -220,7 +220,7 @@ fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Respon
         return not_found();
     };
     if mode == Mode::Patch && input.contains_key("aliases") {
-        // Pexip's behaviour here is unconfirmed (reference §8.12); we replace the set.
+        // Pexip's behaviour here is unconfirmed (docs/pexip.md §11, item 12); we replace the set.
         tracing::warn!(
             sim.conference.id = current.id,
             "PATCH with aliases replaces the alias set"

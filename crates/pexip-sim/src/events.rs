@@ -1,4 +1,4 @@
-//! Event-sink delivery (reference §5.2, §5.3, §7.5): one publisher per (sink, node), which
+//! Event-sink delivery (docs/pexip.md §8 Event sinks): one publisher per (sink, node), which
 //! POSTs events strictly in order, one request at a time, with HTTP Basic when the sink has a
 //! user. A publisher starts with `eventsink_started` and numbers its events with `seq` from 1.
 //! Bulk sinks get every event collected during a 100 ms window in one `eventsink_bulk`

@@ -1,4 +1,4 @@
-//! Tastypie-style list queries (reference §1.2, §7.2): `field=value` and
+//! Tastypie-style list queries (docs/pexip.md §1.3, §1.4): `field=value` and
 //! `field__<lookup>=value` filters, `order_by=[-]field`, and `limit`/`offset` pagination with
 //! the `{meta, objects}` envelope whose `next`/`previous` are paths keeping the other params.
 //!

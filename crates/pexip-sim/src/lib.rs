@@ -3,7 +3,7 @@
 //! embedded default of `dev` mode.
 //!
 //! It is a separate composition root: it talks JSON over HTTP exactly like a Management Node
-//! (reference `pexip-api.md` §7) and never imports the client. Production code never calls it.
+//! (docs/pexip.md; its departures in §10) and never imports the client. Production never calls it.
 //!
 //! # Layout
 //!

@@ -1,5 +1,5 @@
 //! Simulated live conferences: who is in them, on which Conferencing Nodes, and their JSON
-//! forms in the status API (§4.1, §4.2) and in event-sink `data` (§5.4).
+//! forms in the status API (docs/pexip.md §7.1, §7.2) and in event-sink `data` (§8.4).
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;

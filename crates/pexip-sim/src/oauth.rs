@@ -1,5 +1,5 @@
 //! `POST /oauth/token/`: OAuth2 client credentials with a signed JWT client assertion
-//! (RFC 7523 `private_key_jwt`, reference §2.1 and §7.1).
+//! (RFC 7523 `private_key_jwt`, docs/pexip.md §2.1; the simulator's checks are in §10).
 //!
 //! The assertion must be ES256-signed by the key registered for its `iss`, with
 //! `iss == sub`, `aud` == this token URL (trailing slash tolerated), `exp` in the future,

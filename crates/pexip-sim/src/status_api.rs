@@ -1,4 +1,4 @@
-//! Status and command API (reference §4, §7.4): live conferences and participants while a
+//! Status and command API (docs/pexip.md §7 Status API): live conferences and participants while a
 //! simulated conference runs, and `command/v1/conference/disconnect/`.
 
 use axum::Json;

@@ -1,5 +1,5 @@
-//! The `conference` and `conference_alias` field schema (reference §3.2, §3.3) and the
-//! validation rules of §3.5, producing Pexip's error shape: field → list of messages, which
+//! The `conference` and `conference_alias` field schema (docs/pexip.md §3, §4) and the
+//! validation rules of §3 and §5, producing Pexip's error shape: field → list of messages, which
 //! `config_api.rs` wraps as `{"conference": {...}}` / `{"conference_alias": {...}}`.
 //!
 //! Messages follow Django's wording where Pexip's is unknown; the unique-name message is the
@@ -99,7 +99,7 @@ const fn f(name: &'static str, kind: FieldKind, default: FieldDefault) -> FieldS
 use FieldDefault as D;
 use FieldKind as K;
 
-/// Every writable `conference` field the simulator knows, with Pexip's defaults (§3.2).
+/// Every writable `conference` field the simulator knows, with its default (docs/pexip.md §3.3).
 /// `name` is first and required; `aliases` is handled separately.
 pub(crate) const CONFERENCE_FIELDS: &[FieldSpec] = &[
     f("name", K::Text { max: 250 }, D::Str("")),

@@ -165,32 +165,10 @@ pub fn log_dir(root: &Path, what: &str) -> PathBuf {
 }
 
 /// The body the Functions host POSTs to `/{name}` to fire a timer, on its first run
-/// (<https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#request-payload>).
+/// (docs/azure.md §1.5 Timer invocations), built as `dev` builds it.
 pub fn timer_payload(name: &str) -> serde_json::Value {
-    let now = host_time();
-    let status =
-        serde_json::json!({"Last": "0001-01-01T00:00:00+00:00", "Next": now, "LastUpdated": now});
-    timer_payload_with(name, status, false)
-}
-
-/// The timer body with a given `ScheduleStatus` (`null` is one of the host's shapes) and
-/// `IsPastDue`.
-pub fn timer_payload_with(
-    name: &str,
-    status: serde_json::Value,
-    past_due: bool,
-) -> serde_json::Value {
-    serde_json::json!({
-        "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": status, "IsPastDue": past_due}},
-        "Metadata": {"sys": {"MethodName": name, "UtcNow": host_time(), "RandGuid": uuid::Uuid::new_v4().to_string()}}
-    })
-}
-
-/// Now, written as the host writes its times (ISO 8601).
-fn host_time() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("a time formats")
+    let now = time::OffsetDateTime::now_utc();
+    pexip_sdk::functions::timer_invoke_request(name, "0001-01-01T00:00:00+00:00", now, now)
 }
 
 /// The host's request that fires the timer `name` on `base` (invocation id, timer body).

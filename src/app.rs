@@ -1,5 +1,9 @@
-//! Composition shared by `serve` and `dev`: settings (with secrets from Key Vault or the
-//! environment) → clients → service → router, and the HTTP server with graceful shutdown.
+//! The one composition root: settings → clients → service → router → serve.
+//!
+//! `serve` (what the Functions host runs), `dev` and the tests build the application here and
+//! nowhere else, so a test runs what production runs. [`crate::cli`] only parses arguments;
+//! [`serve`] is the `serve` command, [`crate::dev`] adds the simulator and the in-process timers
+//! around the same [`App`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,9 +12,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    AuthSettings, ConfigError, EVENT_SINK_PASSWORD, Env, EventSinkSettings, GenesysSettings,
-    KeyVaultSettings, PEXIP_PASSWORD, PEXIP_PRIVATE_KEY, PexipAuth, PexipSettings, RoomSettings,
-    StorageSettings,
+    AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, KeyVaultSettings,
+    PexipSettings, RoomSettings, StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
@@ -18,12 +21,13 @@ use crate::pexip::PexipClient;
 use crate::queue::QueueService;
 use crate::rooms::RoomService;
 use crate::routes::{AppState, build_router};
-use crate::secrets::{Secret, SecretStore, VaultOptions};
+use crate::secrets::{SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Every setting the service needs, validated before anything starts.
+/// Every setting the service needs, validated before anything starts. Secret values are live
+/// [`crate::secrets::Secret`] handles inside these settings and nowhere else.
 pub struct AppSettings {
     pub pexip: PexipSettings,
     pub storage: StorageSettings,
@@ -32,14 +36,11 @@ pub struct AppSettings {
     pub genesys: GenesysSettings,
     /// In-app Entra ID check of `/room*`; `None` when `AUTH_JWKS_URL` is unset.
     pub auth: Option<AuthSettings>,
-    /// The live Key Vault secrets when `KEY_VAULT_URL` is set (see [`AppSettings::load`]).
-    /// `None`: the secrets inside the settings above are the environment's and never change.
-    pub key_vault: Option<SecretStore>,
 }
 
 impl AppSettings {
     /// Read all settings, secrets from the environment (`KEY_VAULT_URL` is not consulted:
-    /// `dev` and tests use this). `storage` is the fallback when `AzureWebJobsStorage*` is
+    /// `dev` and tests use this). `storage_fallback` is used when `AzureWebJobsStorage*` is
     /// unset (`dev` passes in-memory; `serve` passes `None` and so requires a setting).
     pub fn from_env(
         env: &Env,
@@ -56,14 +57,13 @@ impl AppSettings {
             event_sink: EventSinkSettings::from_env(env)?,
             genesys: GenesysSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
-            key_vault: None,
         })
     }
 
     /// What `serve` runs: [`Self::from_env`], except that with `KEY_VAULT_URL` set the secrets
     /// are first read from Key Vault (a failure is an error naming the vault and the secret)
-    /// and stand in for their settings, then stay current in [`Self::key_vault`]. `vault`
-    /// is [`VaultOptions::default`] in production.
+    /// and the settings hold their live handles. `vault` is [`VaultOptions::default`] in
+    /// production.
     ///
     /// Errors are a [`ConfigError`] or a [`crate::secrets::SecretsError`] (both make the
     /// process exit with status 2).
@@ -76,41 +76,26 @@ impl AppSettings {
             return Ok(Self::from_env(env, storage_fallback)?);
         };
         let store = SecretStore::open_with(&key_vault, vault).await?;
-        let mut settings = Self::from_env(&store.overlay(env), storage_fallback)?;
-        settings.key_vault = Some(store);
-        Ok(settings)
-    }
-
-    /// The Pexip key (OAuth2) or password (Basic) and the event sink's password: live handles
-    /// from Key Vault, or the settings' own values, fixed.
-    fn secrets(&self) -> (Secret, Secret) {
-        let live_or_fixed = |setting: &str, value: &secrecy::SecretString| {
-            self.key_vault
-                .as_ref()
-                .and_then(|store| store.secret(setting))
-                .unwrap_or_else(|| Secret::fixed(setting, value.clone()))
-        };
-        let pexip = match &self.pexip.auth {
-            PexipAuth::OAuth2 { private_key, .. } => live_or_fixed(PEXIP_PRIVATE_KEY, private_key),
-            PexipAuth::Basic { password, .. } => live_or_fixed(PEXIP_PASSWORD, password),
-        };
-        let event_sink = live_or_fixed(EVENT_SINK_PASSWORD, &self.event_sink.password);
-        (pexip, event_sink)
+        let mut env = env.clone();
+        store.supply(&mut env);
+        Ok(Self::from_env(&env, storage_fallback)?)
     }
 }
 
 /// The wired application: the router's state and the service (for timers and shutdown).
 pub struct App {
+    /// What the handlers share; [`Self::router`] builds the routes over it.
     pub state: AppState,
+    /// The service layer, for work outside a request (seeding the pool, shutdown, tests).
     pub rooms: RoomService,
 }
 
 impl App {
-    /// Build clients and the service. No network I/O beyond what the constructors need.
-    pub fn build(settings: AppSettings, queues: QueueService) -> anyhow::Result<Self> {
-        let (pexip_secret, event_sink_password) = settings.secrets();
-        let pexip =
-            PexipClient::with_secret(&settings.pexip, pexip_secret).context("Pexip client")?;
+    /// Build the clients (queues as `settings.storage` says, Pexip, Genesys, Entra ID) and the
+    /// service. No network I/O beyond what the constructors need.
+    pub fn build(settings: AppSettings) -> anyhow::Result<Self> {
+        let queues = QueueService::connect(&settings.storage).context("queues")?;
+        let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
         let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
@@ -120,10 +105,14 @@ impl App {
             rooms: rooms.clone(),
             event_sink: Arc::new(settings.event_sink),
             entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
-            event_sink_password,
             agents: AgentAuth::new(settings.genesys, http),
         };
         Ok(Self { state, rooms })
+    }
+
+    /// The whole HTTP surface over this application's state.
+    pub fn router(&self) -> axum::Router {
+        build_router(self.state.clone())
     }
 
     /// Create the queues if needed. A storage outage at start is logged, not fatal: the
@@ -140,14 +129,58 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = build_router(self.state);
-        axum::serve(listener, router)
+        axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server")?;
         self.rooms.shutdown(SHUTDOWN_GRACE).await;
         Ok(())
     }
+}
+
+/// `pexip-sdk serve`: read the settings (failing fast with the variable's name) and the
+/// secrets (from Key Vault when `KEY_VAULT_URL` is set, failing fast with the vault's and the
+/// secret's names), then serve on 127.0.0.1:`port` (default `FUNCTIONS_CUSTOMHANDLER_PORT`)
+/// until SIGTERM.
+pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
+    const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+    let port = match port {
+        Some(p) => p,
+        None => env
+            .required(PORT)?
+            .parse()
+            .map_err(|e| ConfigError::invalid(PORT, e))?,
+    };
+    // Key Vault (when configured) is read before anything listens: without its credentials
+    // the service cannot work, and a clear exit beats a handler that answers errors.
+    let settings = AppSettings::load(env, None, VaultOptions::default()).await?;
+    if matches!(settings.storage, StorageSettings::InMemory) {
+        return Err(ConfigError::invalid(
+            "AzureWebJobsStorage",
+            "serve needs real queues shared by every instance; the in-memory backend is for dev only",
+        )
+        .into());
+    }
+    if settings.auth.is_none() {
+        // Not fatal: API Management and the host's function keys still gate /room*, as with
+        // the old service. But this layer then does not hold by itself.
+        tracing::warn!(
+            "in-app authentication of /room* is off (AUTH_JWKS_URL is unset): only the host's \
+             function keys and API Management protect it"
+        );
+    }
+    let app = App::build(settings)?;
+    // Bind first: the host waits for the readiness ping, and queue creation (network round
+    // trips) must not delay it.
+    let listener = bind(port).await?;
+    let rooms = app.rooms.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rooms.ensure_queues().await {
+            tracing::warn!(error = %e, "could not create the queues at start; will retry on use");
+        }
+    });
+    tracing::info!(port, "serving");
+    app.serve(listener, shutdown_signal()).await
 }
 
 /// Bind 127.0.0.1:`port` (the host only calls loopback).

@@ -1,6 +1,7 @@
 //! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator,
 //! in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
-//! two timers on the schedules of their function.json, and the same routes as `serve`.
+//! two timers on the schedules of their function.json, and the same [`crate::app::App`] as
+//! `serve`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,32 +11,26 @@ use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt as _;
 
-use super::app::{App, AppSettings, bind, shutdown_signal};
+use crate::app::{App, AppSettings, bind, shutdown_signal};
 use crate::config::{Env, StorageSettings};
 use crate::functions::{AppLayout, TimerFunction};
 use crate::genesys::stand_in::{RunningStandIn, StandIn};
-use crate::queue::QueueService;
-use crate::routes::build_router;
 use pexip_sim::{EventSinkTarget, SimConfig};
 
-/// Arguments of `dev`.
-#[derive(Debug, clap::Args)]
-pub struct DevArgs {
+/// What `dev` runs with (the command line's `dev` arguments).
+#[derive(Debug, Clone)]
+pub struct DevOptions {
     /// Port of the service on 127.0.0.1.
-    #[arg(long, default_value_t = 7071)]
     pub port: u16,
     /// Port of the embedded Pexip simulator on 127.0.0.1.
-    #[arg(long, default_value_t = 7072)]
     pub sim_port: u16,
-    /// Seconds before a new room is dialable on the simulator (real Pexip: about 90). Dev
-    /// defaults to 0 so a room can be used at once; `ROOM_READY_DELAY_SECONDS` follows it
-    /// unless set.
-    #[arg(long, default_value_t = 0)]
+    /// Seconds before a new room is dialable on the simulator (real Pexip: about 90);
+    /// `ROOM_READY_DELAY_SECONDS` follows it unless set.
     pub replication_delay_seconds: u64,
 }
 
 /// Start the simulator, then the service wired to it; run until Ctrl-C.
-pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
+pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
     let sim_listener = bind(args.sim_port).await.context("simulator")?;
     let listener = bind(args.port).await.context("service")?;
     let service_url = format!("http://127.0.0.1:{}", args.port);
@@ -75,11 +70,7 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
     }
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
     let queues_label = settings.storage.describe();
-    let queues = match &settings.storage {
-        StorageSettings::InMemory => QueueService::in_memory(),
-        other => QueueService::connect(other).context("queues")?,
-    };
-    let app = App::build(settings, queues)?;
+    let app = App::build(settings)?;
     app.prepare_queues().await;
 
     let seed = app.rooms.clone();
@@ -91,7 +82,7 @@ pub async fn run(args: DevArgs, env: &Env) -> anyhow::Result<()> {
     });
 
     let layout = load_layout()?;
-    let router = build_router(app.state.clone());
+    let router = app.router();
     for timer in layout.timers() {
         tokio::spawn(run_timer(timer.clone(), router.clone()));
     }
@@ -165,14 +156,12 @@ async fn run_timer(timer: TimerFunction, router: axum::Router) {
         let wait = Duration::try_from(next - now).unwrap_or(Duration::from_secs(1));
         tokio::time::sleep(wait).await;
         let fired = time::OffsetDateTime::now_utc();
-        let payload = serde_json::json!({
-            "Data": {"timer": {
-                "Schedule": {"AdjustForDST": true},
-                "ScheduleStatus": {"Last": last, "Next": timer.schedule.next_after(fired).to_string(), "LastUpdated": fired.to_string()},
-                "IsPastDue": false,
-            }},
-            "Metadata": {"sys": {"MethodName": timer.name, "UtcNow": fired.to_string(), "RandGuid": uuid::Uuid::new_v4().to_string()}},
-        });
+        let payload = crate::functions::timer_invoke_request(
+            &timer.name,
+            &last,
+            timer.schedule.next_after(fired),
+            fired,
+        );
         last = fired.to_string();
         let request = Request::post(format!("/{}", timer.name))
             .header("content-type", "application/json")

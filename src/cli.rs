@@ -1,4 +1,5 @@
-//! The command line: one binary, `pexip-sdk`, with a subcommand per composition root.
+//! The command line: one binary, `pexip-sdk`, with a subcommand per way of running. It only
+//! parses arguments; [`crate::app`] (serve), [`crate::dev`] and the simulator crate do the work.
 //!
 //! Errors reach the operator as one line (`error: <what>`), never as a panic or a stack of
 //! wrapped errors; the process exits with status 2 for bad configuration (including a secret
@@ -9,10 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Env, TelemetrySettings};
-
-pub mod app;
-mod dev;
-mod serve;
+use crate::dev::DevOptions;
 
 /// Pexip Infinity room broker (Azure Functions custom handler).
 #[derive(Debug, Parser)]
@@ -25,11 +23,35 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the Function App's routes (what the Azure Functions host runs).
-    Serve(serve::ServeArgs),
+    Serve(ServeArgs),
     /// Run everything locally: simulator, in-memory queues, timers, and the routes.
-    Dev(dev::DevArgs),
+    Dev(DevArgs),
     /// Run the Pexip simulator alone (a test peer for `func start` setups and scripts).
     Sim(pexip_sim::SimArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Port on 127.0.0.1 (default: `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the host).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+/// Arguments of `dev`.
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Port of the service on 127.0.0.1.
+    #[arg(long, default_value_t = 7071)]
+    port: u16,
+    /// Port of the embedded Pexip simulator on 127.0.0.1.
+    #[arg(long, default_value_t = 7072)]
+    sim_port: u16,
+    /// Seconds before a new room is dialable on the simulator (real Pexip: about 90). Dev
+    /// defaults to 0 so a room can be used at once; `ROOM_READY_DELAY_SECONDS` follows it
+    /// unless set.
+    #[arg(long, default_value_t = 0)]
+    replication_delay_seconds: u64,
 }
 
 /// Parse the command line, run the chosen subcommand, and turn its outcome into an exit code.
@@ -46,9 +68,16 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args, &env).await,
-            Command::Dev(args) => dev::run(args, &env).await,
-            Command::Sim(args) => pexip_sim::run(args, app::shutdown_signal()).await,
+            Command::Serve(args) => crate::app::serve(&env, args.port).await,
+            Command::Dev(args) => {
+                let options = DevOptions {
+                    port: args.port,
+                    sim_port: args.sim_port,
+                    replication_delay_seconds: args.replication_delay_seconds,
+                };
+                crate::dev::run(options, &env).await
+            }
+            Command::Sim(args) => pexip_sim::run(args, crate::app::shutdown_signal()).await,
         }
     });
     match outcome {
