@@ -76,7 +76,8 @@ pub fn run(tests: &[Test], child_env: fn(&mut Command)) -> ExitCode {
     }
 
     let started = Instant::now();
-    println!("\nrunning {} tests", selected.len());
+    let plural = if selected.len() == 1 { "" } else { "s" };
+    println!("\nrunning {} test{plural}", selected.len());
     let mut failures: Vec<(&str, Output)> = Vec::new();
     for test in &selected {
         let output = spawn_child(test, child_env);
