@@ -12,6 +12,7 @@
 mod allocate;
 mod events;
 mod gc;
+mod health;
 mod manage;
 mod metrics;
 mod reconcile;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 pub use allocate::{Allocation, AllocationSource};
 pub use events::EventReport;
 pub use gc::GcReport;
+pub use health::{DeepHealth, HealthReport};
 pub use manage::{RoomPatch, RoomPatchError};
 pub use metrics::MetricsReport;
 pub use reconcile::{ReconcileReport, TopUpReport};

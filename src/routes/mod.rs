@@ -33,7 +33,7 @@ use crate::config::EventSinkSettings;
 use crate::entra::EntraAuth;
 use crate::functions::INVOCATION_ID_HEADER;
 use crate::genesys::AgentAuth;
-use crate::rooms::RoomService;
+use crate::rooms::{DeepHealth, RoomService};
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -62,6 +62,8 @@ pub struct AppState {
     /// Checks Entra ID access tokens on `/room*`; `None` when `AUTH_JWKS_URL` is unset (the
     /// host's function keys and API Management are then the only gates).
     pub entra: Option<EntraAuth>,
+    /// The deep health check, cached and single-flight (the route is public).
+    pub health: DeepHealth,
 }
 
 #[derive(OpenApi)]

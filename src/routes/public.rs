@@ -146,6 +146,9 @@ pub struct HealthQuery {
 }
 
 /// Liveness, and with `deep=true` a check of Pexip and the queues.
+///
+/// The deep result is at most 15 seconds old (one check at a time, shared by every caller,
+/// at background priority) and says only `ok` or `failed` per dependency; causes are logged.
 #[utoipa::path(get, path = "/public/health", tag = "public", params(HealthQuery),
     responses(
         (status = 200, description = "Alive (and dependencies reachable with deep=true)", body = Health),
@@ -167,20 +170,13 @@ pub async fn health(
             }),
         );
     }
-    let (pexip, queue) = tokio::join!(
-        state.rooms.pexip().live_counts(),
-        state.rooms.pool_queue().approximate_count()
-    );
-    let mut checks = BTreeMap::new();
-    checks.insert(
-        "pexip".to_owned(),
-        pexip.map_or_else(|e| e.to_string(), |_| "ok".into()),
-    );
-    checks.insert(
-        "queues".to_owned(),
-        queue.map_or_else(|e| e.to_string(), |_| "ok".into()),
-    );
-    let healthy = checks.values().all(|v| v == "ok");
+    let report = state.health.report().await;
+    let verdict = |ok: bool| if ok { "ok" } else { "failed" }.to_owned();
+    let checks = BTreeMap::from([
+        ("pexip".to_owned(), verdict(report.pexip)),
+        ("queues".to_owned(), verdict(report.queues)),
+    ]);
+    let healthy = report.healthy();
     let status = if healthy {
         StatusCode::OK
     } else {
