@@ -20,7 +20,7 @@ use crate::genesys::AgentAuth;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
 use crate::rooms::{DeepHealth, RoomService};
-use crate::routes::{AppState, build_router};
+use crate::routes::{AppState, TimerTurns, build_router};
 use crate::secrets::{SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
@@ -111,6 +111,7 @@ impl App {
             entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
             agents: AgentAuth::new(settings.genesys, http),
             health: DeepHealth::new(rooms.clone()),
+            timers: TimerTurns::default(),
         };
         Ok(Self { state, rooms })
     }

@@ -1,10 +1,13 @@
 //! The public routes: the agent's room read, the Pexip event sink, and health.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -74,15 +77,9 @@ pub async fn public_room_get(
     ))]
 pub async fn event_sink(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
-    check_source(&headers, &state.event_sink)?;
-    check_basic(
-        &headers,
-        &state.event_sink.username,
-        &state.event_sink.password.current(),
-    )?;
+    // The caller's network and credentials were checked by `event_sink_gate`.
     let events = parse_event_sink_body(&body).map_err(|e| ApiError::InvalidEvent(e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
     Ok(axum::Json(EventAck {
@@ -90,6 +87,25 @@ pub async fn event_sink(
         events: report.events,
         queued: report.queued,
     }))
+}
+
+/// The event sink's gate, a middleware in front of [`event_sink`]: the source network and
+/// the credentials are judged on the request head, before a byte of the body is read. As an
+/// extractor after the body, they let anyone make the service buffer up to
+/// `EVENT_SINK_MAX_BODY_BYTES` per request (or wait for a body that never comes) unchecked.
+pub(super) async fn event_sink_gate(
+    State(settings): State<Arc<EventSinkSettings>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let checked = check_source(headers, &settings).and_then(|()| {
+        check_basic(headers, &settings.username, &settings.password.current())
+    });
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Refuse a caller outside `EVENT_SINK_ALLOWED_NETWORKS` with 403: credentials would not
