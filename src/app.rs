@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    AUTH_DISABLED, AUTH_JWKS_URL, AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, KeyVaultSettings,
-    PexipSettings, RoomSettings, StorageSettings,
+    AUTH_DISABLED, AUTH_JWKS_URL, AuthSettings, ConfigError, Env, EventSinkSettings,
+    GenesysSettings, KeyVaultSettings, PexipSettings, RoomSettings, StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;

@@ -242,8 +242,14 @@ mod tests {
             (&[(AUTH_AUDIENCE, " , ")], AUTH_AUDIENCE),
             (&[(AUTH_ALLOWED_CLIENT_IDS, "")], AUTH_ALLOWED_CLIENT_IDS),
             (&[(AUTH_CLOCK_SKEW_SECONDS, "-5")], AUTH_CLOCK_SKEW_SECONDS),
-            (&[(AUTH_CLOCK_SKEW_SECONDS, "3600")], AUTH_CLOCK_SKEW_SECONDS),
-            (&[(AUTH_JWKS_CACHE_SECONDS, "604800")], AUTH_JWKS_CACHE_SECONDS),
+            (
+                &[(AUTH_CLOCK_SKEW_SECONDS, "3600")],
+                AUTH_CLOCK_SKEW_SECONDS,
+            ),
+            (
+                &[(AUTH_JWKS_CACHE_SECONDS, "604800")],
+                AUTH_JWKS_CACHE_SECONDS,
+            ),
             (
                 &[(AUTH_JWKS_REFRESH_MIN_SECONDS, "0")],
                 AUTH_JWKS_REFRESH_MIN_SECONDS,

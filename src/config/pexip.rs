@@ -85,8 +85,7 @@ impl PexipSettings {
         };
         // A Management Node slows down under parallel load (its own CLI uses 5); more than
         // 50 at once only queues there instead of here.
-        let max_in_flight =
-            env.bounded_or("PEXIP_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1..=50)?;
+        let max_in_flight = env.bounded_or("PEXIP_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1..=50)?;
         let request_timeout = env.seconds_within(
             "PEXIP_REQUEST_TIMEOUT_SECONDS",
             DEFAULT_REQUEST_TIMEOUT_SECONDS,

@@ -103,8 +103,7 @@ impl RoomSettings {
         }
         let gc_max_dequeue = env.bounded_or("GC_MAX_DEQUEUE", 5u32, 1..=100)?;
         let bulk_create_max = env.bounded_or("BULK_CREATE_MAX", 1000, 1..=10_000)?;
-        let bulk_create_per_hour =
-            env.bounded_or(BULK_CREATE_MAX_PER_HOUR, 2000, 1..=100_000)?;
+        let bulk_create_per_hour = env.bounded_or(BULK_CREATE_MAX_PER_HOUR, 2000, 1..=100_000)?;
         if bulk_create_per_hour < bulk_create_max {
             // A job of the largest allowed count would always be refused.
             return Err(ConfigError::invalid(

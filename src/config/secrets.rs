@@ -75,8 +75,11 @@ impl KeyVaultSettings {
             .or_else(|| env.get(STORAGE_CLIENT_ID))
             .map(str::to_owned);
         // Up to a day: a rotated secret must reach the service without a restart.
-        let refresh_interval =
-            env.seconds_within(KEY_VAULT_REFRESH_SECONDS, DEFAULT_REFRESH_SECONDS, 1..=86_400)?;
+        let refresh_interval = env.seconds_within(
+            KEY_VAULT_REFRESH_SECONDS,
+            DEFAULT_REFRESH_SECONDS,
+            1..=86_400,
+        )?;
 
         let mut wanted = Vec::new();
         if env.get("PEXIP_CLIENT_ID").is_some() {

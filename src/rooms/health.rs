@@ -216,7 +216,10 @@ mod tests {
         assert!(health.report().await.pexip, "still the cached result");
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(!health.report().await.pexip, "a fresh check (the second run)");
+        assert!(
+            !health.report().await.pexip,
+            "a fresh check (the second run)"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 

@@ -99,9 +99,8 @@ pub(super) async fn event_sink_gate(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let checked = check_source(headers, &settings).and_then(|()| {
-        check_basic(headers, &settings.username, &settings.password.current())
-    });
+    let checked = check_source(headers, &settings)
+        .and_then(|()| check_basic(headers, &settings.username, &settings.password.current()));
     match checked {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),

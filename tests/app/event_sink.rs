@@ -157,7 +157,10 @@ async fn callers_are_refused_on_their_head_before_the_body_is_read() {
         base64_credentials()
     );
     assert_eq!(listed.status_for_head(&head).await, 403);
-    assert_eq!(app.deletion_depth().await + listed.deletion_depth().await, 0);
+    assert_eq!(
+        app.deletion_depth().await + listed.deletion_depth().await,
+        0
+    );
 }
 
 /// `pexip:<password>` as a Basic credential.
