@@ -83,13 +83,18 @@ async fn events_for_rooms_we_do_not_delete_are_acknowledged_and_ignored() {
     assert_eq!(app.deletion_depth().await, 0);
 }
 
-#[tokio::test]
-async fn malformed_and_oversized_bodies_are_refused() {
-    let app = TestApp::spawn(Options {
+/// An app whose event sink takes bodies up to 4 KiB.
+async fn app_with_4k_body_limit() -> TestApp {
+    TestApp::spawn(Options {
         env: vec![("EVENT_SINK_MAX_BODY_BYTES".into(), "4096".into())],
         ..Options::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused() {
+    let app = app_with_4k_body_limit().await;
     let url = app.at("/public/event_sink");
     for body in ["", "{", "[]", r#"{"data":{}}"#, "null"] {
         let response = app
@@ -124,11 +129,7 @@ async fn malformed_and_oversized_bodies_are_refused() {
 /// (or from the wrong network) is refused before the service reads, or waits for, a body.
 #[tokio::test]
 async fn callers_are_refused_on_their_head_before_the_body_is_read() {
-    let app = TestApp::spawn(Options {
-        env: vec![("EVENT_SINK_MAX_BODY_BYTES".into(), "4096".into())],
-        ..Options::default()
-    })
-    .await;
+    let app = app_with_4k_body_limit().await;
     let url = app.at("/public/event_sink");
     // Over the limit and with wrong credentials: refused for the credentials, not the size.
     let huge = format!(r#"{{"event":"x","data":{{"pad":"{}"}}}}"#, "a".repeat(8192));
