@@ -400,3 +400,54 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
     assert!(stderr.contains("serving"), "the run was logged: {stderr}");
     assert!(!stderr.contains(WARNING), "{stderr}");
 }
+
+#[tokio::test]
+async fn serve_checks_at_start_that_the_automatic_participants_exist() {
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::start(SimConfig::default(), sim_listener)
+        .await
+        .unwrap();
+    let agent = sim
+        .create_automatic_participant(json!({"alias": "sip:agent@cc.example", "role": "chair"}))
+        .unwrap();
+    // Nothing but Pexip is contacted before `serve` listens (the queues' absence at start is
+    // only a warning).
+    let base = vec![
+        (
+            "AzureWebJobsStorage",
+            "UseDevelopmentStorage=true".to_owned(),
+        ),
+        ("PEXIP_BASE_URL", sim.base_url()),
+        ("PEXIP_CLIENT_ID", sim.client_id()),
+        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
+        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
+        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
+        ("QUEUE_NAME_PREFIX", format!("agent{}-", std::process::id())),
+    ];
+    let missing = "/api/admin/configuration/v1/automatic_participant/42/";
+    let mut env = base.clone();
+    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string()));
+    env.push(("ROOM_AUTOMATIC_PARTICIPANTS", format!("{agent},42")));
+    // Log lines off: what remains on stderr is the operator's error line.
+    env.push(("RUST_LOG", "off".to_owned()));
+    // The simulator answers from this runtime: wait for the child on another thread.
+    let (code, stderr) = tokio::task::spawn_blocking(move || serve_fails_with(&env))
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "error: ROOM_AUTOMATIC_PARTICIPANTS is invalid: {missing} does not exist on the Pexip \
+             Management Node"
+        )],
+        "{stderr}"
+    );
+
+    // The ones that exist let it start.
+    let mut env = base;
+    env.push(("ROOM_AUTOMATIC_PARTICIPANTS", agent.clone()));
+    let stderr = serve_and_stop(&env).await;
+    assert!(stderr.contains("serving"), "{stderr}");
+}

@@ -17,7 +17,7 @@ pub use auth::{
 };
 pub use env::{ConfigError, Env};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
-pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};
+pub use rooms::{EventSinkSettings, GenesysSettings, ROOM_AUTOMATIC_PARTICIPANTS, RoomSettings};
 pub use secrets::{
     DEFAULT_REFRESH_SECONDS, EVENT_SINK_PASSWORD, KEY_VAULT_CLIENT_ID, KEY_VAULT_REFRESH_SECONDS,
     KEY_VAULT_URL, KV_SECRET_EVENT_SINK_PASSWORD, KV_SECRET_PEXIP_PASSWORD,

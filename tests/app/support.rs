@@ -6,9 +6,14 @@ use std::time::Duration;
 
 use pexip_sdk::app::{App, AppSettings};
 use pexip_sdk::config::{Env, StorageSettings};
+use pexip_sdk::pexip::NewConference;
 use pexip_sdk::rooms::RoomService;
 use pexip_sim::{self as sim, EventSinkTarget, SimConfig, SimHandle};
 use testkit::azurite::Azurite;
+
+/// HTTP Basic credentials the tests' simulator accepts besides the service's OAuth2 client,
+/// so a test can read its Management API as an operator would (`TestApp::sim_get`).
+pub const SIM_ADMIN: (&str, &str) = ("admin", "sim-admin-password-for-tests");
 
 /// Credentials the simulator's event sink uses.
 pub const SINK_USER: &str = "pexip";
@@ -78,6 +83,7 @@ impl TestApp {
         let sim = sim::start(
             SimConfig {
                 replication_delay: Duration::ZERO,
+                basic_auth: Some((SIM_ADMIN.0.into(), SIM_ADMIN.1.into())),
                 ..SimConfig::default()
             },
             sim_listener,
@@ -190,6 +196,35 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET` a path of the app; the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(self.at(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The room called `name` on the simulator, if there is one.
+    pub fn sim_room(&self, name: &str) -> Option<pexip_sim::SimRoom> {
+        self.sim.rooms().into_iter().find(|r| r.name == name)
+    }
+
+    /// `GET` a Management API path on the simulator, as an operator would (JSON).
+    pub async fn sim_get(&self, path: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.sim.base_url()))
+            .basic_auth(SIM_ADMIN.0, Some(SIM_ADMIN.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// Sim counter for one route pattern.
     pub fn sim_requests(&self, route: &str) -> u64 {
         self.sim
@@ -237,8 +272,26 @@ impl Drop for TestApp {
     }
 }
 
+/// Create a room directly on Pexip (as an operator, another team or the replaced service
+/// would have), with host PIN `123456`, guest PIN `4321` and its name as alias.
+pub async fn pexip_room(app: &TestApp, name: &str, tag: &str) -> u64 {
+    let new = NewConference {
+        name: name.into(),
+        service_type: "conference".into(),
+        description: String::new(),
+        tag: tag.into(),
+        pin: "123456".into(),
+        guest_pin: "4321".into(),
+        allow_guests: true,
+        aliases: vec![name.into()],
+        extra: serde_json::Map::new(),
+    };
+    app.rooms.pexip().create_conference(&new).await.unwrap().id
+}
+
 pub const DELETE_ROUTE: &str = "DELETE /api/admin/configuration/v1/conference/{id}/";
 pub const CREATE_ROUTE: &str = "POST /api/admin/configuration/v1/conference/";
+pub const PATCH_ROUTE: &str = "PATCH /api/admin/configuration/v1/conference/{id}/";
 
 /// The documented example: `id&MTIzNDU2LDc2NTQzMg` in hex.
 pub const EXAMPLE_UUI: &str = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex";
