@@ -6,14 +6,9 @@ use std::time::Duration;
 
 use pexip_sdk::app::{App, AppSettings};
 use pexip_sdk::config::{Env, StorageSettings};
-use pexip_sdk::pexip::NewConference;
 use pexip_sdk::rooms::RoomService;
 use pexip_sim::{self as sim, EventSinkTarget, SimConfig, SimHandle};
 use testkit::azurite::Azurite;
-
-/// HTTP Basic credentials the tests' simulator accepts besides the service's OAuth2 client,
-/// so a test can read its Management API as an operator would (`TestApp::sim_get`).
-pub const SIM_ADMIN: (&str, &str) = ("admin", "sim-admin-password-for-tests");
 
 /// Credentials the simulator's event sink uses.
 pub const SINK_USER: &str = "pexip";
@@ -83,7 +78,6 @@ impl TestApp {
         let sim = sim::start(
             SimConfig {
                 replication_delay: Duration::ZERO,
-                basic_auth: Some((SIM_ADMIN.0.into(), SIM_ADMIN.1.into())),
                 ..SimConfig::default()
             },
             sim_listener,
@@ -213,18 +207,6 @@ impl TestApp {
         self.sim.rooms().into_iter().find(|r| r.name == name)
     }
 
-    /// `GET` a Management API path on the simulator, as an operator would (JSON).
-    pub async fn sim_get(&self, path: &str) -> serde_json::Value {
-        let response = reqwest::Client::new()
-            .get(format!("{}{path}", self.sim.base_url()))
-            .basic_auth(SIM_ADMIN.0, Some(SIM_ADMIN.1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
     /// Sim counter for one route pattern.
     pub fn sim_requests(&self, route: &str) -> u64 {
         self.sim
@@ -275,7 +257,7 @@ impl Drop for TestApp {
 /// Create a room directly on Pexip (as an operator, another team or the replaced service
 /// would have), with host PIN `123456`, guest PIN `4321` and its name as alias.
 pub async fn pexip_room(app: &TestApp, name: &str, tag: &str) -> u64 {
-    let new = NewConference {
+    let new = pexip_sdk::pexip::NewConference {
         name: name.into(),
         service_type: "conference".into(),
         description: String::new(),

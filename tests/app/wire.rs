@@ -217,7 +217,7 @@ async fn every_answer_carries_x_process_time_in_seconds() {
         app.http.get(app.at("/")),
         app.http
             .post(app.at("/metrics_timer"))
-            .json(&timer_payload("metrics_timer")),
+            .json(&testkit::serve::timer_payload("metrics_timer")),
     ];
     for request in requests {
         let response = request.send().await.unwrap();

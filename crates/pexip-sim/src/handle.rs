@@ -182,6 +182,13 @@ impl SimHandle {
         self.inner.state.end_conference(room).await
     }
 
+    /// The participants of the live conference in the room named `room` (its name as
+    /// copied at start), as `GET status/v1/participant/?conference=<room>` lists them (the
+    /// same JSON); empty when none runs there.
+    pub fn participants(&self, room: &str) -> Vec<serde_json::Value> {
+        self.inner.state.participants(room)
+    }
+
     /// Create an automatic participant as `POST configuration/v1/automatic_participant/`
     /// would (same validation, e.g. `{"alias": "sip:agent@example", "role": "chair"}`);
     /// returns its resource URI. For `dev` and tests that set up a node before the service

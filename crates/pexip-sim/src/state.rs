@@ -86,6 +86,17 @@ impl SimState {
             .collect()
     }
 
+    /// The status API objects of the participants of the conference live in `room`.
+    pub(crate) fn participants(&self, room: &str) -> Vec<Value> {
+        let store = self.store();
+        store
+            .live
+            .values()
+            .filter(|c| c.name == room)
+            .flat_map(|c| c.participants.iter().map(move |p| p.status_json(c)))
+            .collect()
+    }
+
     /// Create an `automatic_participant` from a request body (`POST
     /// configuration/v1/automatic_participant/`, or [`super::SimHandle`]); returns its id, or
     /// Pexip's field errors.

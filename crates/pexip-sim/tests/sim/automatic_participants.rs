@@ -289,6 +289,11 @@ async fn a_starting_conference_dials_each_linked_participant_out_until_it_ends()
         "the caller and two dial-outs"
     );
     let objects = list["objects"].as_array().unwrap();
+    assert_eq!(
+        &sim.participants("call-1"),
+        objects,
+        "the in-process mirror"
+    );
     let out: Vec<&Value> = objects
         .iter()
         .filter(|p| p["call_direction"] == "out")
@@ -318,6 +323,7 @@ async fn a_starting_conference_dials_each_linked_participant_out_until_it_ends()
         after["meta"]["total_count"], 0,
         "they leave with the conference"
     );
+    assert!(sim.participants("call-1").is_empty());
 
     // Their events, like any participant's: joining, then leaving, with their direction.
     let events = receiver.events();
