@@ -404,7 +404,7 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
 #[tokio::test]
 async fn serve_checks_at_start_that_the_automatic_participants_exist() {
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(SimConfig::default(), sim_listener)
+    let sim = pexip_sim::start(pexip_sim::SimConfig::default(), sim_listener)
         .await
         .unwrap();
     let agent = sim
