@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use pexip_sim::{Fault, SimHandle};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 use testkit::stats::{Latencies, Row, checked, ms, report, row};
 
@@ -58,22 +59,15 @@ struct Level {
     requests_per_create: f64,
 }
 
-fn serve_env(sim: &SimHandle, azurite: &Azurite, pool: usize) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", "alloc-".to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "bench-sink".to_owned()),
-        ("ROOM_POOL_TARGET", pool.to_string()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+fn serve_env(sim: &SimHandle, azurite: &Azurite, pool: usize) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix("alloc-")
+        .pexip(sim)
+        .event_sink("pexip", "bench-sink")
+        .set("ROOM_POOL_TARGET", pool.to_string())
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 fn all_requests(sim: &SimHandle) -> u64 {
@@ -99,7 +93,7 @@ async fn quiet(sim: &SimHandle) -> Instant {
 
 /// One create; its latency and whether it was answered 200.
 async fn create(http: &reqwest::Client, base: &str, call: &str) -> (Duration, bool) {
-    let uui = hex::encode(format!("id&{call}"));
+    let uui = testkit::uui("id", call);
     let started = Instant::now();
     let ok = match http
         .post(format!("{base}/room/create?uuiData={uui}"))
@@ -181,15 +175,7 @@ async fn main() {
     let target_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let logs = log_dir(&target_dir.join("tmp"), "bench-allocation");
     let azurite = Azurite::start().expect("Azurite starts");
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(16)
         .build()
@@ -198,7 +184,8 @@ async fn main() {
     // A pool deep enough that no create of the run finds it empty, seeded without latency.
     let pool = plan.parallel + 10;
     let env = serve_env(&sim, &azurite, pool);
-    let mut serve = ServeProcess::spawn(binary.as_ref(), &env, Some(&logs.join("serve.log")));
+    let mut serve =
+        ServeProcess::spawn(binary.as_ref(), env.pairs(), Some(&logs.join("serve.log")));
     serve.wait_ready(&http, Duration::from_secs(60)).await;
     invoke_timer(&http, serve.url(), "metrics_timer")
         .await

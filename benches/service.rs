@@ -13,7 +13,10 @@
 //!    in-memory queues (`-- gc-azurite` adds the same against Azurite: minutes, because the
 //!    emulator scans every message on each queue operation);
 //! 5. caller priority: create latency (concurrency 4) with 20 ms of Pexip latency, without
-//!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`).
+//!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`);
+//! 6. deep-health flood (issue 13): the same create latency without and then during a flood
+//!    of anonymous `GET /public/health?deep=true` at concurrency 100 (at least 2,000 checks,
+//!    and on until the creates are done).
 //!
 //! Figures, not assertions: these machines are shared and noisy. The targets come from
 //! issue 6.
@@ -23,14 +26,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{DELETION_QUEUE, DeletionMessage, Queue, QueueService};
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use pexip_sim::{Fault, SimHandle};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, proc_rss_mib};
 use testkit::stats::{Latencies, Row, checked, ms, report, row};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const PEXIP_LATENCY_MS: u64 = 20;
 const PRIORITY_CONCURRENCY: usize = 4;
+const FLOOD_CONCURRENCY: usize = 100;
 
 /// How much of everything: the full run, or the quick smoke pass `cargo test --all-targets`
 /// makes (without `--bench`), which only keeps the harness itself working.
@@ -47,6 +52,8 @@ struct Plan {
     gc_rooms: usize,
     bulk_refill: usize,
     priority_creates: usize,
+    /// Deep health checks in the flood (at least; it lasts as long as the creates).
+    flood_checks: usize,
 }
 
 const FULL: Plan = Plan {
@@ -58,6 +65,7 @@ const FULL: Plan = Plan {
     gc_rooms: 10_000,
     bulk_refill: 500,
     priority_creates: 150,
+    flood_checks: 2_000,
 };
 
 const SMOKE: Plan = Plan {
@@ -69,6 +77,7 @@ const SMOKE: Plan = Plan {
     gc_rooms: 100,
     bulk_refill: 20,
     priority_creates: 10,
+    flood_checks: 100,
 };
 
 static PLAN: std::sync::OnceLock<&'static Plan> = std::sync::OnceLock::new();
@@ -109,7 +118,7 @@ async fn create_load(
                     if i >= total {
                         return (latencies, failures);
                     }
-                    let uui = hex::encode(format!("id&{tag}{i}"));
+                    let uui = testkit::uui("id", &format!("{tag}{i}"));
                     let t = Instant::now();
                     let ok = match http
                         .post(format!("{base}/room/create?uuiData={uui}"))
@@ -253,40 +262,28 @@ impl Drop for Dev {
     }
 }
 
-fn serve_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "bench-sink".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+fn serve_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "bench-sink")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// Median and p90 of exec → first answer over `runs` starts of `serve`.
 async fn exec_to_ready(azurite: &Azurite, http: &reqwest::Client, runs: usize) -> Latencies {
     let mut samples = Latencies::default();
     for i in 0..runs {
-        let env: Vec<(String, String)> = [
-            ("AzureWebJobsStorage", azurite.connection_string()),
-            ("QUEUE_NAME_PREFIX", format!("ready{i}-")),
-            ("PEXIP_BASE_URL", "http://127.0.0.1:9".to_owned()),
-            ("PEXIP_USERNAME", "admin".to_owned()),
-            ("PEXIP_PASSWORD", "bench".to_owned()),
-            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-            ("EVENT_SINK_PASSWORD", "bench".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, None);
+        let env = AppEnv::new()
+            .storage(azurite)
+            .queue_prefix(format!("ready{i}-"))
+            .set("PEXIP_BASE_URL", "http://127.0.0.1:9")
+            .set("PEXIP_USERNAME", "admin")
+            .set("PEXIP_PASSWORD", "bench")
+            .event_sink("pexip", "bench");
+        let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), None);
         samples.push(serve.wait_ready(http, Duration::from_secs(30)).await);
     }
     samples
@@ -341,8 +338,8 @@ fn named(section: &str) -> bool {
     sections().iter().any(|n| n == section)
 }
 
-/// Whether to run `section`: the default set (ready, dev, azurite, gc, priority) runs when
-/// none is named.
+/// Whether to run `section`: the default set (ready, dev, azurite, gc, priority, flood) runs
+/// when none is named.
 fn wanted(section: &str) -> bool {
     sections().is_empty() || named(section)
 }
@@ -375,15 +372,7 @@ async fn main() {
     if wanted("dev") {
         rows.extend(dev_creates(&http).await);
     }
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     if wanted("azurite") {
         rows.extend(serve_creates(&http, &sim, &azurite, &logs).await);
     }
@@ -396,6 +385,9 @@ async fn main() {
     }
     if wanted("priority") {
         rows.extend(priority_under_refill(&http).await);
+    }
+    if wanted("flood") {
+        rows.extend(creates_under_health_flood(&http).await);
     }
 
     let table = report(&rows, full, "service", started);
@@ -427,10 +419,10 @@ async fn serve_creates(
     logs: &std::path::Path,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
-    let mut env = serve_env(sim, azurite, "load-");
     let pool = plan().azurite_pool;
-    env.push(("ROOM_POOL_TARGET".into(), pool.to_string()));
-    let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("serve.log")));
+    let env = serve_env(sim, azurite, "load-").set("ROOM_POOL_TARGET", pool.to_string());
+    let mut serve =
+        ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&logs.join("serve.log")));
     serve.wait_ready(http, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, idle_rss) = serve.rss_mib().expect("serve RSS");
@@ -455,16 +447,7 @@ async fn serve_creates(
 async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
     use futures::StreamExt as _;
     // Created through a client of our own, outside the service's cap.
-    let admin = {
-        let env = pexip_sdk::config::Env::from_pairs([
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-            ("PEXIP_MAX_IN_FLIGHT", "16".to_owned()),
-        ]);
-        let settings = pexip_sdk::config::PexipSettings::from_env(&env).unwrap();
-        pexip_sdk::pexip::PexipClient::new(&settings).unwrap()
-    };
+    let admin = testkit::sim::pexip_client(sim, &[("PEXIP_MAX_IN_FLIGHT", "16")]);
     deletion.ensure_exists().await.unwrap();
     futures::stream::iter(0..plan().gc_rooms)
         .for_each_concurrent(16, |i| {
@@ -472,17 +455,7 @@ async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
             async move {
                 let name = format!("vbv-gc{label}-{i}");
                 admin
-                    .create_conference_id(&pexip_sdk::pexip::NewConference {
-                        name: name.clone(),
-                        service_type: "conference".into(),
-                        description: String::new(),
-                        tag: String::new(),
-                        pin: "123456".into(),
-                        guest_pin: "4321".into(),
-                        allow_guests: true,
-                        aliases: vec![name.clone()],
-                        extra: serde_json::Map::new(),
-                    })
+                    .create_conference_id(&testkit::sim::conference(&name))
                     .await
                     .expect("room created");
                 let message = DeletionMessage {
@@ -538,21 +511,14 @@ async fn timed_gc(http: &reqwest::Client, sim: &SimHandle, base: &str, what: &st
     )
 }
 
-fn gc_env(sim: &SimHandle, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "bench-sink".to_owned()),
-        ("ROOM_POOL_TARGET", "0".to_owned()),
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+fn gc_env(sim: &SimHandle, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "bench-sink")
+        .set("ROOM_POOL_TARGET", "0")
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// The GC with in-memory queues, served in this process exactly as `serve` wires it: the
@@ -560,7 +526,7 @@ fn gc_env(sim: &SimHandle, prefix: &str) -> Vec<(String, String)> {
 /// throughput here: it scans every message on each queue operation; see `gc_azurite`.)
 async fn gc_in_memory(http: &reqwest::Client, sim: &SimHandle) -> Row {
     use pexip_sdk::app::{App, AppSettings};
-    let env = pexip_sdk::config::Env::from_pairs(gc_env(sim, "gcmem-"));
+    let env = gc_env(sim, "gcmem-").to_env();
     let settings =
         AppSettings::from_env(&env, Some(pexip_sdk::config::StorageSettings::InMemory)).unwrap();
     let app = App::build(settings).unwrap();
@@ -589,27 +555,34 @@ async fn gc_azurite(
     let queues = QueueService::connect(&azurite.settings()).unwrap();
     let deletion = queues.queue(&format!("{prefix}{DELETION_QUEUE}")).unwrap();
     fill_for_gc(sim, &deletion, "az").await;
-    let mut env = gc_env(sim, prefix);
-    env.push(("AzureWebJobsStorage".into(), azurite.connection_string()));
-    let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("gc.log")));
+    let env = gc_env(sim, prefix).storage(azurite);
+    let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&logs.join("gc.log")));
     serve.wait_ready(http, Duration::from_secs(30)).await;
     let row = timed_gc(http, sim, serve.url(), "`serve` + Azurite").await;
     serve.terminate(Duration::from_secs(60)).await;
     row
 }
 
-/// Create latency with and without a bulk refill running, with 20 ms of Pexip latency.
-async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
-    let (creates, refill) = (plan().priority_creates, plan().bulk_refill);
+/// A `dev` with 20 ms of Pexip latency and a pool for two runs of `plan().priority_creates`,
+/// and the create latency of the first run (the quiet baseline), its refills landed.
+async fn slow_dev_baseline(http: &reqwest::Client, tag: &str) -> (Dev, Level) {
+    let creates = plan().priority_creates;
     let dev = Dev::start(http, 2 * creates + 50, &[]).await;
     dev.add_fault(
         http,
         &Fault::latency(PEXIP_LATENCY_MS).path_prefix("/api/admin/"),
     )
     .await;
-    let quiet = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "QUIET").await;
+    let quiet = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, tag).await;
     // Let the replacements of those creates land, so both runs start alike.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    (dev, quiet)
+}
+
+/// Create latency with and without a bulk refill running, with 20 ms of Pexip latency.
+async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
+    let (creates, refill) = (plan().priority_creates, plan().bulk_refill);
+    let (dev, quiet) = slow_dev_baseline(http, "QUIET").await;
     let rooms_before = sim_room_count(http, &dev.sim_base).await;
     let bulk = http
         .post(format!("{}/room/bulk?count={refill}", dev.base))
@@ -647,6 +620,117 @@ async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
             ),
             "p99 within 2× of without",
             ratio <= 2.0,
+        ),
+    ]
+}
+
+/// What a deep-health flood did.
+struct Flood {
+    checks: usize,
+    not_ok: usize,
+    latencies: Latencies,
+    took: Duration,
+}
+
+/// `GET /public/health?deep=true` from `FLOOD_CONCURRENCY` workers until at least `at_least`
+/// were sent and `done` is set.
+async fn health_flood(
+    http: reqwest::Client,
+    base: String,
+    at_least: usize,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> Flood {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..FLOOD_CONCURRENCY)
+        .map(|_| {
+            let (http, base, sent, done) = (http.clone(), base.clone(), sent.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut not_ok) = (Latencies::default(), 0);
+                while sent.fetch_add(1, Ordering::Relaxed) < at_least
+                    || !done.load(Ordering::Relaxed)
+                {
+                    let t = Instant::now();
+                    match http
+                        .get(format!("{base}/public/health?deep=true"))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => not_ok += 1,
+                    }
+                    latencies.push(t.elapsed());
+                }
+                (latencies, not_ok)
+            })
+        })
+        .collect();
+    let mut flood = Flood {
+        checks: 0,
+        not_ok: 0,
+        latencies: Latencies::default(),
+        took: Duration::ZERO,
+    };
+    for w in workers {
+        let (l, n) = w.await.expect("flood worker");
+        flood.latencies.extend(&l);
+        flood.not_ok += n;
+    }
+    flood.checks = flood.latencies.len();
+    flood.took = started.elapsed();
+    flood
+}
+
+/// Create latency with 20 ms of Pexip latency, without and during a deep-health flood.
+async fn creates_under_health_flood(http: &reqwest::Client) -> Vec<Row> {
+    let (creates, checks) = (plan().priority_creates, plan().flood_checks);
+    let (dev, quiet) = slow_dev_baseline(http, "FQUIET").await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = tokio::spawn(health_flood(
+        http.clone(),
+        dev.base.clone(),
+        checks,
+        done.clone(),
+    ));
+    let busy = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "FBUSY").await;
+    done.store(true, Ordering::Relaxed);
+    let flood = flood.await.expect("flood");
+    let (q99, b99) = (
+        quiet.latencies.percentile(0.99),
+        busy.latencies.percentile(0.99),
+    );
+    let ratio = b99.as_secs_f64() / q99.as_secs_f64().max(1e-9);
+    let failed = busy.failures + quiet.failures;
+    vec![
+        row(
+            format!(
+                "`dev` create, concurrency {PRIORITY_CONCURRENCY}, +{PEXIP_LATENCY_MS} ms Pexip latency, no flood: p50 / p99"
+            ),
+            format!("{} / {} ms", ms(quiet.latencies.percentile(0.5)), ms(q99)),
+        ),
+        checked(
+            format!(
+                "… the same during a flood of deep health checks at concurrency {FLOOD_CONCURRENCY} (≥ {checks}): p50 / p99 (checks, their p50 / p99, non-200)"
+            ),
+            format!(
+                "{} / {} ms, p99 ×{ratio:.2} ({} checks in {:.1} s, {} / {} ms, {} non-200{})",
+                ms(busy.latencies.percentile(0.5)),
+                ms(b99),
+                flood.checks,
+                flood.took.as_secs_f64(),
+                ms(flood.latencies.percentile(0.5)),
+                ms(flood.latencies.percentile(0.99)),
+                flood.not_ok,
+                if failed > 0 {
+                    format!(", {failed} creates failed")
+                } else {
+                    String::new()
+                }
+            ),
+            "p99 within 2× of without",
+            ratio <= 2.0 && failed == 0 && flood.not_ok == 0,
         ),
     ]
 }

@@ -12,20 +12,24 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, KeyVaultSettings,
-    PexipSettings, RoomSettings, StorageSettings,
+    AUTH_DISABLED, AUTH_JWKS_URL, AuthSettings, ConfigError, Env, EventSinkSettings,
+    GenesysSettings, KeyVaultSettings, PexipSettings, ROOM_AUTOMATIC_PARTICIPANTS, RoomSettings,
+    StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
 use crate::locks::LockService;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
-use crate::rooms::RoomService;
-use crate::routes::{AppState, build_router};
+use crate::rooms::{DeepHealth, RoomService};
+use crate::routes::{AppState, TimerTurns, build_router};
 use crate::secrets::{SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long `serve` waits at start for Pexip to say whether the automatic participants
+/// exist; the host is waiting for the readiness ping meanwhile.
+const START_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every setting the service needs, validated before anything starts. Secret values are live
 /// [`crate::secrets::Secret`] handles inside these settings and nowhere else.
@@ -37,6 +41,9 @@ pub struct AppSettings {
     pub genesys: GenesysSettings,
     /// In-app Entra ID check of `/room*`; `None` when `AUTH_JWKS_URL` is unset.
     pub auth: Option<AuthSettings>,
+    /// `AUTH_DISABLED=true`: the check is off on purpose (`serve` refuses to start with it
+    /// off otherwise).
+    pub auth_disabled: bool,
 }
 
 impl AppSettings {
@@ -58,6 +65,7 @@ impl AppSettings {
             event_sink: EventSinkSettings::from_env(env)?,
             genesys: GenesysSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
+            auth_disabled: crate::config::auth_disabled(env)?,
         })
     }
 
@@ -110,6 +118,8 @@ impl App {
             event_sink: Arc::new(settings.event_sink),
             entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
             agents: AgentAuth::new(settings.genesys, http),
+            health: DeepHealth::new(rooms.clone()),
+            timers: TimerTurns::default(),
         };
         Ok(Self { state, rooms })
     }
@@ -117,6 +127,34 @@ impl App {
     /// The whole HTTP surface over this application's state.
     pub fn router(&self) -> axum::Router {
         build_router(self.state.clone())
+    }
+
+    /// Refuse to start when an automatic participant of `ROOM_AUTOMATIC_PARTICIPANTS` does
+    /// not exist on the Management Node: every room create would be refused, and the agent
+    /// leg with it. The error names the setting and the resource (exit status 2).
+    ///
+    /// When Pexip cannot answer within [`START_CHECK_TIMEOUT`] (its VMs are stopped on a
+    /// schedule, or it is down), the service starts anyway with a warning: an outage is no
+    /// configuration error, and a crash loop under the host would help nobody.
+    pub async fn check_automatic_participants(&self) -> Result<(), ConfigError> {
+        let check = self.rooms.missing_automatic_participant();
+        match tokio::time::timeout(START_CHECK_TIMEOUT, check).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(missing))) => Err(ConfigError::invalid(
+                ROOM_AUTOMATIC_PARTICIPANTS,
+                format!("{missing} does not exist on the Pexip Management Node"),
+            )),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not check ROOM_AUTOMATIC_PARTICIPANTS on Pexip at start");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "Pexip did not answer in time to check ROOM_AUTOMATIC_PARTICIPANTS at start"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Create the queues if needed. A storage outage at start is logged, not fatal: the
@@ -133,8 +171,7 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
+        crate::server::serve(listener, self.router(), shutdown)
             .await
             .context("HTTP server")?;
         self.rooms.shutdown(SHUTDOWN_GRACE).await;
@@ -150,10 +187,11 @@ pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
     const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
     let port = match port {
         Some(p) => p,
-        None => env
-            .required(PORT)?
-            .parse()
-            .map_err(|e| ConfigError::invalid(PORT, e))?,
+        None => match env.required(PORT)?.parse::<u16>() {
+            Ok(0) => return Err(ConfigError::invalid(PORT, "must be between 1 and 65535").into()),
+            Ok(p) => p,
+            Err(e) => return Err(ConfigError::invalid(PORT, e).into()),
+        },
     };
     // Key Vault (when configured) is read before anything listens: without its credentials
     // the service cannot work, and a clear exit beats a handler that answers errors.
@@ -166,14 +204,25 @@ pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
         .into());
     }
     if settings.auth.is_none() {
-        // Not fatal: API Management and the host's function keys still gate /room*, as with
-        // the old service. But this layer then does not hold by itself.
+        // API Management and the host's function keys still gate /room*, as with the old
+        // service, but this layer then does not hold by itself: only on purpose.
+        if !settings.auth_disabled {
+            return Err(ConfigError::needed(
+                AUTH_JWKS_URL,
+                format!(
+                    "serve checks Entra ID tokens on /room*; set {AUTH_DISABLED}=true if the \
+                     host's function keys and API Management are the only gate on purpose"
+                ),
+            )
+            .into());
+        }
         tracing::warn!(
-            "in-app authentication of /room* is off (AUTH_JWKS_URL is unset): only the host's \
+            "in-app authentication of /room* is off (AUTH_DISABLED=true): only the host's \
              function keys and API Management protect it"
         );
     }
     let app = App::build(settings)?;
+    app.check_automatic_participants().await?;
     // Bind first: the host waits for the readiness ping, and queue creation (network round
     // trips) must not delay it.
     let listener = bind(port).await?;

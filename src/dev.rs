@@ -1,7 +1,13 @@
-//! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator,
-//! in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
+//! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator
+//! with an automatically dialled contact-centre agent, in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
 //! two timers on the schedules of their function.json, and the same [`crate::app::App`] as
 //! `serve`.
+//!
+//! `dev`'s Pexip is its simulator, so its queues must not be anyone else's: a `dev` pointed at
+//! production storage would drain the real deletion queue and find every room "already gone"
+//! on the simulator, and hand out (or trim) the real pool's rooms. [`local_storage_only`]
+//! refuses storage that is neither in memory nor Azurite on this machine, unless
+//! `--allow-remote-storage` says so, and then every queue name gets the `dev-` prefix.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +18,11 @@ use axum::http::Request;
 use tower::ServiceExt as _;
 
 use crate::app::{App, AppSettings, bind, shutdown_signal};
-use crate::config::{Env, StorageSettings};
+use crate::config::{
+    ConfigError, Env, ROOM_AUTOMATIC_PARTICIPANTS, STORAGE_CONNECTION, StorageSettings, is_loopback,
+};
 use crate::functions::{AppLayout, TimerFunction};
+use crate::genesys::stand_in::{RunningStandIn, StandIn};
 use pexip_sim::{EventSinkTarget, SimConfig};
 
 /// What `dev` runs with (the command line's `dev` arguments).
@@ -26,10 +35,52 @@ pub struct DevOptions {
     /// Seconds before a new room is dialable on the simulator (real Pexip: about 90);
     /// `ROOM_READY_DELAY_SECONDS` follows it unless set.
     pub replication_delay_seconds: u64,
+    /// Use `AzureWebJobsStorage` even when it is not on this machine (queues prefixed `dev-`).
+    pub allow_remote_storage: bool,
+}
+
+/// The queue prefix `dev` adds on remote storage.
+pub const REMOTE_QUEUE_PREFIX: &str = "dev-";
+
+/// Refuse storage that is neither in memory nor on this machine, unless `allow_remote`; then
+/// put [`REMOTE_QUEUE_PREFIX`] before `QUEUE_NAME_PREFIX`, so `dev` works on queues of its own.
+pub fn local_storage_only(env: &mut Env, allow_remote: bool) -> Result<(), ConfigError> {
+    let remote = match StorageSettings::from_env(env)? {
+        None | Some(StorageSettings::InMemory) => None,
+        Some(StorageSettings::ConnectionString {
+            queue_endpoint,
+            blob_endpoint,
+            ..
+        }) if is_loopback(&queue_endpoint) && is_loopback(&blob_endpoint) => None,
+        Some(other) => Some(other.describe()),
+    };
+    let Some(remote) = remote else {
+        return Ok(());
+    };
+    if !allow_remote {
+        return Err(ConfigError::invalid(
+            STORAGE_CONNECTION,
+            format!(
+                "dev runs on in-memory queues or Azurite on this machine, not {remote}: its \
+                 simulator would take that storage's rooms for gone; pass \
+                 --allow-remote-storage to use it anyway (queues then get the \
+                 {REMOTE_QUEUE_PREFIX} prefix)"
+            ),
+        ));
+    }
+    let prefix = format!(
+        "{REMOTE_QUEUE_PREFIX}{}",
+        env.get("QUEUE_NAME_PREFIX").unwrap_or("")
+    );
+    env.set("QUEUE_NAME_PREFIX", prefix);
+    Ok(())
 }
 
 /// Start the simulator, then the service wired to it; run until Ctrl-C.
 pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
+    let mut env = env.clone();
+    // Before anything listens: a refusal is one line and exit status 2.
+    local_storage_only(&mut env, args.allow_remote_storage)?;
     let sim_listener = bind(args.sim_port).await.context("simulator")?;
     let listener = bind(args.port).await.context("service")?;
     let service_url = format!("http://127.0.0.1:{}", args.port);
@@ -53,10 +104,9 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
     .context("simulator")?;
 
     // The simulator is this process's Pexip; everything else keeps the operator's values.
-    let mut env = env.clone();
-    env.set("PEXIP_BASE_URL", sim.base_url());
-    env.set("PEXIP_CLIENT_ID", sim.client_id());
-    env.set("PEXIP_PRIVATE_KEY", sim.private_key_pem());
+    for (name, value) in sim.client_env() {
+        env.set(name, value);
+    }
     env.set("EVENT_SINK_USERNAME", "pexip");
     env.set("EVENT_SINK_PASSWORD", sink_password.clone());
     env.set_default(
@@ -64,8 +114,20 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
         args.replication_delay_seconds.to_string(),
     );
     if env.get("GENESYS_API_BASE").is_none() {
-        env.set("GENESYS_API_BASE", dev_genesys().await?);
+        env.set("GENESYS_API_BASE", dev_genesys().await?.url());
         env.set("GENESYS_ALLOWED_DIVISIONS", DEV_AGENT_DIVISION);
+    }
+    // The agent leg: Pexip dials the contact centre when a conference starts in a room.
+    if env.get(ROOM_AUTOMATIC_PARTICIPANTS).is_none() {
+        let agent = sim
+            .create_automatic_participant(serde_json::json!({
+                "alias": DEV_AGENT_ALIAS,
+                "role": "chair",
+                "protocol": "sip",
+                "description": "The contact-centre agent (dev)",
+            }))
+            .context("creating the agent's automatic participant on the simulator")?;
+        env.set(ROOM_AUTOMATIC_PARTICIPANTS, agent);
     }
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
     let queues_label = settings.storage.describe();
@@ -101,6 +163,10 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
             t.name
         );
     }
+    println!(
+        "  agent leg  {} (dialled into each room's conference)",
+        env.get(ROOM_AUTOMATIC_PARTICIPANTS).unwrap_or_default()
+    );
     println!("  event sink Basic pexip:{sink_password}");
     println!("  agent      x-auth-token: {DEV_AGENT_TOKEN} (a local stand-in for Genesys Cloud)");
     println!();
@@ -115,33 +181,22 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
     result
 }
 
+/// The address the dev agent leg dials (a chair, as a contact-centre agent hosts the call).
+const DEV_AGENT_ALIAS: &str = "sip:agent@contact-centre.dev";
+
 /// The agent token the dev stand-in for Genesys Cloud accepts.
 const DEV_AGENT_TOKEN: &str = "dev-agent-token";
 const DEV_AGENT_DIVISION: &str = "dev-division";
 
-/// A local stand-in for Genesys Cloud's `GET /api/v2/users/me`, so the agent route works in
-/// `dev` without a contact centre: `dev-agent-token` is an agent of `dev-division`; any other
-/// token is refused as Genesys would (401).
-async fn dev_genesys() -> anyhow::Result<String> {
-    use axum::http::{HeaderMap, StatusCode};
-    let app = axum::Router::new().route(
-        "/api/v2/users/me",
-        axum::routing::get(|headers: HeaderMap| async move {
-            let expected = format!("Bearer {DEV_AGENT_TOKEN}");
-            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-                Some(auth) if auth == expected => Ok(axum::Json(serde_json::json!({
-                    "id": "dev-agent", "name": "Dev Agent", "division": {"id": DEV_AGENT_DIVISION}
-                }))),
-                _ => Err(StatusCode::UNAUTHORIZED),
-            }
-        }),
-    );
-    let listener = bind(0).await.context("Genesys stand-in")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(url)
+/// A local stand-in for Genesys Cloud, so the agent route works in `dev` without a contact
+/// centre: `dev-agent-token` is an agent of `dev-division`; any other token is refused as
+/// Genesys would (401).
+async fn dev_genesys() -> anyhow::Result<RunningStandIn> {
+    StandIn::new()
+        .agent(DEV_AGENT_TOKEN, "dev-agent", DEV_AGENT_DIVISION)
+        .start()
+        .await
+        .context("Genesys stand-in")
 }
 
 /// The function folders: next to the working directory when run from the repository (as
@@ -195,6 +250,65 @@ async fn run_timer(timer: TimerFunction, router: axum::Router) {
             Err(e) => {
                 tracing::warn!(timer = %timer.name, error = %e, "could not build the timer request")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEV_ACCOUNT_KEY;
+
+    fn check(pairs: &[(&str, &str)], allow: bool) -> Result<Env, ConfigError> {
+        let mut env = Env::from_pairs(pairs.iter().copied());
+        local_storage_only(&mut env, allow).map(|()| env)
+    }
+
+    /// Issue 13, item 17.
+    #[test]
+    fn dev_refuses_storage_off_this_machine_unless_allowed_and_then_prefixes_its_queues() {
+        let local = [
+            vec![],
+            vec![(STORAGE_CONNECTION, "UseDevelopmentStorage=true")],
+        ];
+        for pairs in local {
+            let env = check(&pairs, false).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), None, "{pairs:?}");
+        }
+        let production = format!(
+            "DefaultEndpointsProtocol=https;AccountName=prodacct;AccountKey={DEV_ACCOUNT_KEY}"
+        );
+        // Local queues are not enough: the allocation records (blobs) must be local too.
+        let remote_blobs = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_ACCOUNT_KEY};\
+             QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;\
+             BlobEndpoint=https://prodacct.blob.core.windows.net"
+        );
+        let remote: [Vec<(&str, &str)>; 3] = [
+            vec![(STORAGE_CONNECTION, production.as_str())],
+            vec![(STORAGE_CONNECTION, remote_blobs.as_str())],
+            vec![
+                (
+                    "AzureWebJobsStorage__queueServiceUri",
+                    "https://prodacct.queue.core.windows.net",
+                ),
+                (
+                    "AzureWebJobsStorage__blobServiceUri",
+                    "https://prodacct.blob.core.windows.net",
+                ),
+            ],
+        ];
+        for pairs in remote {
+            let err = check(&pairs, false).unwrap_err().to_string();
+            assert!(err.starts_with("AzureWebJobsStorage is invalid"), "{err}");
+            assert!(err.contains("--allow-remote-storage"), "{err}");
+            assert!(!err.contains(DEV_ACCOUNT_KEY), "{err}");
+            let env = check(&pairs, true).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), Some("dev-"));
+            let mut slot = pairs.clone();
+            slot.push(("QUEUE_NAME_PREFIX", "slot2-"));
+            let env = check(&slot, true).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), Some("dev-slot2-"));
         }
     }
 }

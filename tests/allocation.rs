@@ -18,39 +18,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pexip_sim::{self as sim, Fault, JournalKind, SimConfig, SimHandle};
+use pexip_sim::{Fault, JournalKind, SimHandle};
 use testkit::azurite::{Azurite, report};
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const CONFERENCE: &str = "/api/admin/configuration/v1/conference/";
 
-fn tag_of(call: &str) -> String {
-    format!("https://id.gov.bc.ca/idcheck/protected/video/{call}")
-}
-
-fn uui_of(call: &str) -> String {
-    hex::encode(format!("id&{call}"))
-}
-
-fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "allocation-sink".to_owned()),
-        ("ROOM_POOL_TARGET", "30".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
+fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "allocation-sink")
+        .set("ROOM_POOL_TARGET", "30")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
         // Quarantined rooms are deleted by the next GC run.
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// A simulator and two ready `serve` instances on one Azurite, the pool seeded.
@@ -63,16 +49,7 @@ struct Cluster {
 impl Cluster {
     async fn start(name: &str) -> Self {
         let azurite = Azurite::shared().expect("Azurite");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = sim::start(
-            SimConfig {
-                replication_delay: Duration::ZERO,
-                ..SimConfig::default()
-            },
-            listener,
-        )
-        .await
-        .unwrap();
+        let sim = testkit::sim::start().await;
         let prefix = format!("{name}{}-", std::process::id());
         let env = instance_env(&sim, azurite, &prefix);
         let logs = log_dir(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), name);
@@ -84,7 +61,7 @@ impl Cluster {
             .map(|i| {
                 ServeProcess::spawn(
                     BINARY.as_ref(),
-                    &env,
+                    env.pairs(),
                     Some(&logs.join(format!("instance-{i}.log"))),
                 )
             })
@@ -107,7 +84,10 @@ impl Cluster {
         let base = self.instances[n % self.instances.len()].url();
         let response = self
             .http
-            .post(format!("{base}/room/create?uuiData={}", uui_of(call)))
+            .post(format!(
+                "{base}/room/create?uuiData={}",
+                testkit::uui("id", call)
+            ))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -116,7 +96,11 @@ impl Cluster {
         if status != 200 {
             return Err(format!("{status}: {body}"));
         }
-        assert_eq!(body["tag"], tag_of(call), "answered with the call's tag");
+        assert_eq!(
+            body["tag"],
+            testkit::id_tag(call),
+            "answered with the call's tag"
+        );
         Ok(body["id"].as_u64().expect("an id"))
     }
 
@@ -286,7 +270,7 @@ async fn concurrent_creates_for_one_call_on_two_instances_get_one_room() {
     // carried it carried no other call's tag (it was set aside; the GC deletes it below).
     let tags = cluster.tags_by_room();
     for (call, got) in &answers {
-        let tag = tag_of(call);
+        let tag = testkit::id_tag(call);
         let carriers: Vec<u64> = tags
             .iter()
             .filter(|(_, t)| t.contains(&tag))

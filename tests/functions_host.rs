@@ -3,14 +3,17 @@
 //! requests with the host's headers, invoke the timers with the documented payloads, and stop
 //! it with SIGTERM. Queues are Azurite (serve refuses in-memory), Pexip is the simulator.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::functions::AppLayout;
-use pexip_sim::{self as sim, EventSinkTarget, SimConfig};
+use pexip_sim::EventSinkTarget;
 use serde_json::{Value, json};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
+use testkit::free_port;
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build
@@ -26,15 +29,7 @@ impl Drop for Handler {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn host_command(env: &[(&str, String)]) -> Command {
+fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
     let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
     assert_eq!(layout.host.executable, "target/release/pexip-sdk");
     let mut command = Command::new(BINARY);
@@ -87,16 +82,7 @@ fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
 #[tokio::test]
 async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
     let azurite = Azurite::shared().expect("Azurite");
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        sim_listener,
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut sink = EventSinkTarget::new(format!("{base}/public/event_sink"));
@@ -104,29 +90,27 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
     sink.password = Some("sink-secret".into());
     sim.add_event_sink(sink);
 
-    let env = [
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-        ("FUNCTIONS_HTTPWORKER_PORT", port.to_string()),
-        (
+    let env = AppEnv::new()
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .set("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+        .set(
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
-        ),
-        ("FUNCTIONS_APP_ROOT_PATH", APP_ROOT.to_owned()),
-        ("FUNCTIONS_WORKER_RUNTIME", "custom".to_owned()),
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", format!("host{}-", std::process::id())),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
-        ("ROOM_POOL_TARGET", "3".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-    ];
+        )
+        .set("FUNCTIONS_APP_ROOT_PATH", APP_ROOT)
+        .set("FUNCTIONS_WORKER_RUNTIME", "custom")
+        .storage(azurite)
+        .queue_prefix(format!("host{}-", std::process::id()))
+        .pexip(&sim)
+        .event_sink("pexip", "sink-secret")
+        .set("ROOM_POOL_TARGET", "3")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("LOG_FORMAT", "json")
+        // The host's function keys are the gate here (no Entra ID tenant in tests).
+        .set("AUTH_DISABLED", "true");
     let mut handler = Handler(
-        host_command(&env)
+        host_command(env.pairs())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -221,7 +205,7 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
 }
 
 /// Run `serve` with `env` and return (exit code, stderr).
-fn serve_fails_with(env: &[(&str, String)]) -> (i32, String) {
+fn serve_fails_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> (i32, String) {
     let output = host_command(env).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
@@ -239,8 +223,43 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
         ("EVENT_SINK_USERNAME", "pexip".to_owned()),
         ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
     ];
+    let dev_storage = (
+        "AzureWebJobsStorage",
+        "UseDevelopmentStorage=true".to_owned(),
+    );
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (vec![], "FUNCTIONS_CUSTOMHANDLER_PORT"),
+        (
+            vec![("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into())],
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+        ),
+        // Issue 13, item 16: no in-app check and not disabled on purpose.
+        (
+            [vec![port.clone(), dev_storage.clone()], pexip.to_vec()].concat(),
+            "AUTH_JWKS_URL",
+        ),
+        // Issue 13, item 18: a bound and plain http off loopback.
+        (
+            [
+                vec![
+                    port.clone(),
+                    dev_storage.clone(),
+                    ("PEXIP_MAX_IN_FLIGHT", "1000".into()),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "PEXIP_MAX_IN_FLIGHT",
+        ),
+        (
+            [
+                vec![port.clone(), dev_storage.clone()],
+                pexip.to_vec(),
+                vec![("PEXIP_BASE_URL", "http://pexip.example".into())],
+            ]
+            .concat(),
+            "PEXIP_BASE_URL",
+        ),
         (vec![port.clone()], "AzureWebJobsStorage"),
         (
             vec![
@@ -334,10 +353,13 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
 }
 
 /// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stderr.
-async fn serve_and_stop(env: &[(&str, String)]) -> String {
+async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> String {
     let port = free_port();
-    let mut env = env.to_vec();
-    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()));
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        .collect();
+    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT".to_owned(), port.to_string()));
     let mut handler = Handler(
         host_command(&env)
             .stdout(Stdio::null())
@@ -360,8 +382,11 @@ async fn serve_and_stop(env: &[(&str, String)]) -> String {
     stderr
 }
 
+/// Issue 13, item 16: `serve` starts without the in-app check only when `AUTH_DISABLED=true`
+/// says so (refused otherwise, see `serve_fails_fast_with_one_line_naming_the_setting`), and
+/// then warns.
 #[tokio::test]
-async fn serve_warns_at_start_when_in_app_authentication_is_off() {
+async fn serve_warns_at_start_when_in_app_authentication_is_disabled() {
     // Nothing here is contacted before the first request, except the queues, whose absence
     // at start is only a warning.
     let base = [
@@ -377,7 +402,8 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
         ("QUEUE_NAME_PREFIX", format!("warn{}-", std::process::id())),
     ];
     const WARNING: &str = "in-app authentication of /room* is off";
-    let stderr = serve_and_stop(&base).await;
+    let disabled = [base.to_vec(), vec![("AUTH_DISABLED", "true".to_owned())]].concat();
+    let stderr = serve_and_stop(&disabled).await;
     assert!(stderr.contains(WARNING), "{stderr}");
 
     let configured = [
@@ -399,4 +425,49 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
     let stderr = serve_and_stop(&configured).await;
     assert!(stderr.contains("serving"), "the run was logged: {stderr}");
     assert!(!stderr.contains(WARNING), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_checks_at_start_that_the_automatic_participants_exist() {
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = pexip_sim::start(pexip_sim::SimConfig::default(), sim_listener)
+        .await
+        .unwrap();
+    let agent = sim
+        .create_automatic_participant(json!({"alias": "sip:agent@cc.example", "role": "chair"}))
+        .unwrap();
+    // Nothing but Pexip is contacted before `serve` listens (the queues' absence at start is
+    // only a warning).
+    let base = AppEnv::new()
+        .set("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+        .pexip(&sim)
+        .event_sink("pexip", "sink-secret")
+        .queue_prefix(format!("agent{}-", std::process::id()))
+        .set("AUTH_DISABLED", "true");
+    let missing = "/api/admin/configuration/v1/automatic_participant/42/";
+    let env = base
+        .clone()
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+        .set("ROOM_AUTOMATIC_PARTICIPANTS", format!("{agent},42"))
+        // Log lines off: what remains on stderr is the operator's error line.
+        .set("RUST_LOG", "off");
+    // The simulator answers from this runtime: wait for the child on another thread.
+    let (code, stderr) = tokio::task::spawn_blocking(move || serve_fails_with(env.pairs()))
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "error: ROOM_AUTOMATIC_PARTICIPANTS is invalid: {missing} does not exist on the Pexip \
+             Management Node"
+        )],
+        "{stderr}"
+    );
+
+    // The ones that exist let it start.
+    let env = base.set("ROOM_AUTOMATIC_PARTICIPANTS", agent.clone());
+    let stderr = serve_and_stop(env.pairs()).await;
+    assert!(stderr.contains("serving"), "{stderr}");
 }

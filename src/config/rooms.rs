@@ -7,7 +7,15 @@ use url::Url;
 
 use super::{ConfigError, Env};
 use crate::domain::{RoomNamePrefix, SourceNetworks, TagTemplate, UuiPolicy};
+use crate::pexip::AutomaticParticipantRef;
 use crate::secrets::Secret;
+
+/// Most rooms bulk creates may ask for within an hour.
+pub const BULK_CREATE_MAX_PER_HOUR: &str = "BULK_CREATE_MAX_PER_HOUR";
+/// Most Genesys token checks in flight at once.
+pub const GENESYS_MAX_IN_FLIGHT: &str = "GENESYS_MAX_IN_FLIGHT";
+/// The automatic participants linked to every room this service creates.
+pub const ROOM_AUTOMATIC_PARTICIPANTS: &str = "ROOM_AUTOMATIC_PARTICIPANTS";
 
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
@@ -20,7 +28,8 @@ pub struct RoomSettings {
     /// `ROOM_DELETE_GRACE_SECONDS` (default 600): a room is deleted this long after its
     /// conference ended, so a participant who drops and rejoins keeps the room.
     pub delete_grace: Duration,
-    /// `PERSISTENT_ROOM_PREFIXES` (default `test_,vkiosk_`): rooms never deleted by this service.
+    /// `PERSISTENT_ROOM_PREFIXES` (default `test_,vkiosk_`): rooms never deleted by this
+    /// service. Compared ignoring ASCII case (`TEST_x` is persistent too).
     pub persistent_prefixes: Vec<String>,
     /// `ROOM_NAME_PREFIX` (default `vbv-`): marks rooms this service created.
     pub name_prefix: RoomNamePrefix,
@@ -42,18 +51,25 @@ pub struct RoomSettings {
     pub leak_min_age: Duration,
     /// `RECONCILE_DRY_RUN` (default false): report leaks without deleting them.
     pub reconcile_dry_run: bool,
-    /// `BULK_CREATE_MAX` (default 1000): the largest `count` of `POST /room/bulk`.
+    /// `BULK_CREATE_MAX` (default 1000, 1–10,000): the largest `count` of `POST /room/bulk`.
     pub bulk_create_max: usize,
+    /// `BULK_CREATE_MAX_PER_HOUR` (default 2000, 1–100,000, at least `BULK_CREATE_MAX`): most
+    /// rooms bulk creates may ask for within any hour, per process.
+    pub bulk_create_per_hour: usize,
     /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name and the allocation
     /// records' container name, so deployment slots (or tests) sharing one storage account
     /// keep separate pools.
     pub queue_prefix: String,
-    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 10, at least 2): a create waiting for
-    /// another instance's allocation of the same video call takes it over when the call's
-    /// record has not changed for this long (its owner died, or lost its storage). A liveness
-    /// bound only: an owner slower than this can never answer a room the taker-over does not.
+    /// `ROOM_AUTOMATIC_PARTICIPANTS` (default none): Pexip automatic participants (resource
+    /// URIs or ids) linked to every room this service creates, in the create request itself,
+    /// so Pexip dials them (the contact-centre agent) when a conference starts.
+    pub automatic_participants: Vec<AutomaticParticipantRef>,
+    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 10, 2–600): a create waiting for another
+    /// instance's allocation of the same video call takes it over when the call's record has
+    /// not changed for this long (its owner died, or lost its storage). A liveness bound only:
+    /// an owner slower than this can never answer a room the taker-over does not.
     pub claim_timeout: Duration,
-    /// `ALLOCATION_RECORD_MAX_AGE_HOURS` (default 168, at least 1): the GC timer removes
+    /// `ALLOCATION_RECORD_MAX_AGE_HOURS` (default 168, 1–8760): the GC timer removes
     /// allocation records last written longer ago (records are removed with their rooms; this
     /// catches the ones whose room went another way).
     pub record_max_age: Duration,
@@ -94,18 +110,26 @@ impl RoomSettings {
             ));
         }
         let persistent_prefixes = env.list_or("PERSISTENT_ROOM_PREFIXES", &["test_", "vkiosk_"]);
-        if persistent_prefixes
-            .iter()
-            .any(|p| name_prefix.as_str().starts_with(p.as_str()))
-        {
+        if persistent_prefixes.iter().any(|p| {
+            name_prefix
+                .as_str()
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p))
+        }) {
             return Err(ConfigError::invalid(
                 "ROOM_NAME_PREFIX",
                 "must not start with a persistent prefix (those rooms are never deleted)",
             ));
         }
-        let gc_max_dequeue = env.parse_or("GC_MAX_DEQUEUE", 5u32)?;
-        if gc_max_dequeue == 0 {
-            return Err(ConfigError::invalid("GC_MAX_DEQUEUE", "must be at least 1"));
+        let gc_max_dequeue = env.bounded_or("GC_MAX_DEQUEUE", 5u32, 1..=100)?;
+        let bulk_create_max = env.bounded_or("BULK_CREATE_MAX", 1000, 1..=10_000)?;
+        let bulk_create_per_hour = env.bounded_or(BULK_CREATE_MAX_PER_HOUR, 2000, 1..=100_000)?;
+        if bulk_create_per_hour < bulk_create_max {
+            // A job of the largest allowed count would always be refused.
+            return Err(ConfigError::invalid(
+                BULK_CREATE_MAX_PER_HOUR,
+                format!("must be at least BULK_CREATE_MAX ({bulk_create_max})"),
+            ));
         }
         let queue_prefix = env.get("QUEUE_NAME_PREFIX").unwrap_or("").to_owned();
         // Azure queue names: lowercase letters, digits and single hyphens, 3-63 characters;
@@ -122,27 +146,36 @@ impl RoomSettings {
                 "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
             ));
         }
-        let claim_timeout = env.seconds_or("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 10)?;
-        if claim_timeout < Duration::from_secs(2) {
-            return Err(ConfigError::invalid(
-                "ALLOCATION_CLAIM_TIMEOUT_SECONDS",
-                "must be at least 2",
-            ));
-        }
-        let record_max_age_hours: u64 = env.parse_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168)?;
-        if record_max_age_hours == 0 {
-            return Err(ConfigError::invalid(
-                "ALLOCATION_RECORD_MAX_AGE_HOURS",
-                "must be at least 1",
-            ));
-        }
+        let automatic_participants = env
+            .list_or(ROOM_AUTOMATIC_PARTICIPANTS, &[])
+            .iter()
+            .map(|raw| {
+                AutomaticParticipantRef::parse(raw).ok_or_else(|| {
+                    ConfigError::invalid(
+                        ROOM_AUTOMATIC_PARTICIPANTS,
+                        format!(
+                            "{raw:?} is neither an id nor a resource URI \
+                             /api/admin/configuration/v1/automatic_participant/<id>/"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            automatic_participants,
             queue_prefix,
-            claim_timeout,
-            record_max_age: Duration::from_secs(record_max_age_hours.saturating_mul(3600)),
-            pool_target: env.parse_or("ROOM_POOL_TARGET", 10)?,
-            ready_delay: env.seconds_or("ROOM_READY_DELAY_SECONDS", 90)?,
-            delete_grace: env.seconds_or("ROOM_DELETE_GRACE_SECONDS", 600)?,
+            // A liveness bound (see the field): long enough for a slow allocation, short
+            // enough that a caller whose first create died with its instance gets an answer.
+            claim_timeout: env.seconds_within("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 10, 2..=600)?,
+            record_max_age: Duration::from_secs(
+                env.bounded_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168u64, 1..=8760)? * 3600,
+            ),
+            pool_target: env.bounded_or("ROOM_POOL_TARGET", 10, 0..=10_000)?,
+            // Pexip replicates in about 90 s; an hour means something else is wrong.
+            ready_delay: env.seconds_within("ROOM_READY_DELAY_SECONDS", 90, 0..=3600)?,
+            // Azure Storage caps a message's visibility delay at 7 days; a day is plenty
+            // for a participant to come back.
+            delete_grace: env.seconds_within("ROOM_DELETE_GRACE_SECONDS", 600, 0..=86_400)?,
             persistent_prefixes,
             name_prefix,
             host_pin_length,
@@ -153,10 +186,12 @@ impl RoomSettings {
             },
             alias_domain: env.get("ROOM_ALIAS_DOMAIN").map(str::to_owned),
             gc_max_dequeue,
-            gc_time_budget: env.seconds_or("GC_TIME_BUDGET_SECONDS", 480)?,
-            leak_min_age: env.seconds_or("LEAK_MIN_AGE_SECONDS", 3600)?,
+            // Inside the 10-minute timer period and host.json's functionTimeout (10 min).
+            gc_time_budget: env.seconds_within("GC_TIME_BUDGET_SECONDS", 480, 10..=570)?,
+            leak_min_age: env.seconds_within("LEAK_MIN_AGE_SECONDS", 3600, 0..=30 * 86_400)?,
             reconcile_dry_run: env.bool_or("RECONCILE_DRY_RUN", false)?,
-            bulk_create_max: env.parse_or("BULK_CREATE_MAX", 1000)?,
+            bulk_create_max,
+            bulk_create_per_hour,
         })
     }
 }
@@ -169,7 +204,7 @@ pub struct EventSinkSettings {
     /// `EVENT_SINK_PASSWORD`: the only copy, read on every request, so a password rotated in
     /// Key Vault applies without a restart.
     pub password: Secret,
-    /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
+    /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB, 1 KiB–16 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
     /// `EVENT_SINK_ALLOWED_NETWORKS` (optional CIDR list) and `EVENT_SINK_TRUSTED_PROXY_HOPS`
     /// (default 1): when set, only callers whose `X-Forwarded-For` address (see
@@ -184,7 +219,12 @@ impl EventSinkSettings {
         Ok(Self {
             username: env.required("EVENT_SINK_USERNAME")?.to_owned(),
             password: env.required_secret(super::EVENT_SINK_PASSWORD)?,
-            max_body_bytes: env.parse_or("EVENT_SINK_MAX_BODY_BYTES", 1024 * 1024)?,
+            // Pexip's bulk envelopes are tens of KiB; 16 MiB is far above any honest body.
+            max_body_bytes: env.bounded_or(
+                "EVENT_SINK_MAX_BODY_BYTES",
+                1024 * 1024,
+                1024..=16 * 1024 * 1024,
+            )?,
             allowed_sources: allowed_sources(env)?,
         })
     }
@@ -194,10 +234,7 @@ impl EventSinkSettings {
 fn allowed_sources(env: &Env) -> Result<Option<SourceNetworks>, ConfigError> {
     const NETWORKS: &str = "EVENT_SINK_ALLOWED_NETWORKS";
     const HOPS: &str = "EVENT_SINK_TRUSTED_PROXY_HOPS";
-    let hops = env.parse_or(HOPS, 1usize)?;
-    if hops == 0 {
-        return Err(ConfigError::invalid(HOPS, "must be at least 1"));
-    }
+    let hops = env.bounded_or(HOPS, 1usize, 1..=10)?;
     if env.get(NETWORKS).is_none() {
         return Ok(None);
     }
@@ -213,8 +250,11 @@ pub struct GenesysSettings {
     pub api_base: Url,
     /// `GENESYS_ALLOWED_DIVISIONS`: division ids whose users may read rooms. Empty refuses all.
     pub allowed_divisions: Vec<String>,
-    /// `GENESYS_TOKEN_CACHE_SECONDS` (default 60): how long a checked token is trusted.
+    /// `GENESYS_TOKEN_CACHE_SECONDS` (default 60, 0–900): how long a checked token is trusted.
     pub cache_ttl: Duration,
+    /// `GENESYS_MAX_IN_FLIGHT` (default 10, 1–100): most token checks sent to Genesys at
+    /// once; further agents wait their turn (briefly) or get 503.
+    pub max_in_flight: usize,
 }
 
 impl GenesysSettings {
@@ -231,10 +271,14 @@ impl GenesysSettings {
                 "must be an http(s) URL",
             ));
         }
+        // Agents' tokens travel to it.
+        super::https_unless_loopback("GENESYS_API_BASE", &api_base)?;
         Ok(Self {
             api_base,
             allowed_divisions: env.list_or("GENESYS_ALLOWED_DIVISIONS", &[]),
-            cache_ttl: env.seconds_or("GENESYS_TOKEN_CACHE_SECONDS", 60)?,
+            // A cached "allowed" outlives a token Genesys revoked: keep it short.
+            cache_ttl: env.seconds_within("GENESYS_TOKEN_CACHE_SECONDS", 60, 0..=900)?,
+            max_in_flight: env.bounded_or(GENESYS_MAX_IN_FLIGHT, 10, 1..=100)?,
         })
     }
 }
@@ -265,7 +309,20 @@ mod tests {
             ("ROOM_POOL_TARGET", "-1"),
             ("GC_MAX_DEQUEUE", "0"),
             ("QUEUE_NAME_PREFIX", "Bad_Prefix"),
+            ("ROOM_POOL_TARGET", "10001"),
+            ("ROOM_READY_DELAY_SECONDS", "86400"),
+            ("ROOM_DELETE_GRACE_SECONDS", "604800"),
+            ("GC_MAX_DEQUEUE", "1000"),
+            ("GC_TIME_BUDGET_SECONDS", "3600"),
+            ("LEAK_MIN_AGE_SECONDS", "99999999"),
+            ("BULK_CREATE_MAX", "0"),
+            ("BULK_CREATE_MAX", "1000000"),
+            (BULK_CREATE_MAX_PER_HOUR, "0"),
+            // Below the default BULK_CREATE_MAX (1000).
+            (BULK_CREATE_MAX_PER_HOUR, "999"),
+            (ROOM_AUTOMATIC_PARTICIPANTS, "7,agent"),
             ("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "1"),
+            ("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "601"),
             ("ALLOCATION_RECORD_MAX_AGE_HOURS", "0"),
             ("ALLOCATION_RECORD_MAX_AGE_HOURS", "a week"),
         ];
@@ -273,9 +330,50 @@ mod tests {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{name}: {err}");
         }
-        let err =
-            RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
-        assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+        for prefix in ["test_x", "TEST_x"] {
+            let err = RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", prefix)]))
+                .unwrap_err();
+            assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+        }
+    }
+
+    #[test]
+    fn automatic_participants_are_uris_or_ids() {
+        let s = RoomSettings::from_env(&Env::default()).unwrap();
+        assert!(s.automatic_participants.is_empty());
+        let s = RoomSettings::from_env(&Env::from_pairs([(
+            ROOM_AUTOMATIC_PARTICIPANTS,
+            "/api/admin/configuration/v1/automatic_participant/3/, 9",
+        )]))
+        .unwrap();
+        let uris: Vec<String> = s.automatic_participants.iter().map(|p| p.uri()).collect();
+        assert_eq!(
+            uris,
+            [
+                "/api/admin/configuration/v1/automatic_participant/3/",
+                "/api/admin/configuration/v1/automatic_participant/9/"
+            ]
+        );
+    }
+
+    #[test]
+    fn genesys_settings_are_bounded_and_need_https_off_loopback() {
+        let read = |pairs: &[(&'static str, &'static str)]| {
+            GenesysSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let s = read(&[]).unwrap();
+        assert_eq!(s.cache_ttl, Duration::from_secs(60));
+        assert_eq!(s.max_in_flight, 10);
+        assert!(read(&[("GENESYS_API_BASE", "http://127.0.0.1:9")]).is_ok());
+        for (name, value) in [
+            ("GENESYS_API_BASE", "http://api.cac1.pure.cloud"),
+            ("GENESYS_TOKEN_CACHE_SECONDS", "86400"),
+            (GENESYS_MAX_IN_FLIGHT, "0"),
+            (GENESYS_MAX_IN_FLIGHT, "101"),
+        ] {
+            let err = read(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
     }
 
     #[test]
@@ -312,6 +410,18 @@ mod tests {
             (
                 [("EVENT_SINK_TRUSTED_PROXY_HOPS", "0")],
                 "EVENT_SINK_TRUSTED_PROXY_HOPS",
+            ),
+            (
+                [("EVENT_SINK_TRUSTED_PROXY_HOPS", "11")],
+                "EVENT_SINK_TRUSTED_PROXY_HOPS",
+            ),
+            (
+                [("EVENT_SINK_MAX_BODY_BYTES", "1023")],
+                "EVENT_SINK_MAX_BODY_BYTES",
+            ),
+            (
+                [("EVENT_SINK_MAX_BODY_BYTES", "1099511627776")],
+                "EVENT_SINK_MAX_BODY_BYTES",
             ),
         ] {
             let err = read(&extra).unwrap_err();

@@ -10,11 +10,15 @@
 //! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, not
 //!   live according to Pexip's status API, and — when quarantined — not the room its call's
 //!   record names;
+//! - the explicit room routes (read, update, delete, the agent's read) see only managed rooms:
+//!   ours by name or tag, or persistent; any other VMR on the node is "not found" to them;
 //! - deletion messages that fail stay for redelivery until they are moved to the poison queue.
 
 mod allocate;
+mod bulk;
 mod events;
 mod gc;
+mod health;
 mod manage;
 mod metrics;
 mod reconcile;
@@ -29,6 +33,7 @@ use tokio_util::task::TaskTracker;
 pub use allocate::{Allocation, AllocationSource};
 pub use events::EventReport;
 pub use gc::GcReport;
+pub use health::{DeepHealth, HealthReport};
 pub use manage::{RoomPatch, RoomPatchError};
 pub use metrics::MetricsReport;
 pub use reconcile::{ReconcileReport, TopUpReport};
@@ -37,7 +42,7 @@ pub use stats::ServiceStats;
 use crate::config::RoomSettings;
 use crate::domain::{PinPair, RoomName};
 use crate::locks::{ALLOCATION_CONTAINER, AllocationLocks, LockError, LockService};
-use crate::pexip::{NewConference, PexipClient, PexipError};
+use crate::pexip::{AutomaticParticipantRef, Conference, NewConference, PexipClient, PexipError};
 use crate::queue::{DELETION_QUEUE, POOL_QUEUE, Queue, QueueError, QueueService, poison_name};
 
 /// Why a room operation failed, in terms a caller can act on.
@@ -52,6 +57,9 @@ pub enum RoomsError {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// A room update that may not be written.
+    #[error("{0}")]
+    Patch(#[from] RoomPatchError),
     /// Pexip refused or failed.
     #[error("Pexip: {0}")]
     Pexip(#[from] PexipError),
@@ -61,6 +69,15 @@ pub enum RoomsError {
     /// The allocation records failed.
     #[error("allocation records: {0}")]
     Lock(#[from] LockError),
+    /// The same kind of job is already running (one at a time).
+    #[error("{0}")]
+    Busy(String),
+    /// A rate limit of this service: try again after `retry_after`.
+    #[error("{detail}")]
+    QuotaExceeded {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 /// The room service. Cheap to clone; one per process.
@@ -97,6 +114,8 @@ struct Inner {
     /// A top-up counts them as in the pool: without that, a top-up started while
     /// replenishments are in flight creates their rooms a second time.
     pool_creating: AtomicUsize,
+    /// Bulk creates: one at a time, and the rooms they asked for in the last hour.
+    bulk: bulk::BulkJobs,
     /// Counters at the previous metrics run, to report "since the last run".
     last_metrics: std::sync::Mutex<Option<metrics::Baseline>>,
 }
@@ -128,6 +147,7 @@ impl RoomService {
                 tasks: TaskTracker::new(),
                 top_up_running: AtomicBool::new(false),
                 pool_creating: AtomicUsize::new(0),
+                bulk: bulk::BulkJobs::default(),
                 queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
             }),
@@ -176,6 +196,24 @@ impl RoomService {
         &self.inner.locks
     }
 
+    /// The first configured automatic participant (`ROOM_AUTOMATIC_PARTICIPANTS`) the
+    /// Management Node does not have, if any: with it every room create would be refused.
+    pub async fn missing_automatic_participant(
+        &self,
+    ) -> Result<Option<AutomaticParticipantRef>, PexipError> {
+        for participant in &self.inner.settings.automatic_participants {
+            if !self
+                .inner
+                .pexip
+                .automatic_participant_exists(*participant)
+                .await?
+            {
+                return Ok(Some(*participant));
+            }
+        }
+        Ok(None)
+    }
+
     /// Cumulative counters since start.
     pub fn stats(&self) -> ServiceStats {
         self.inner.stats.snapshot()
@@ -205,13 +243,21 @@ impl RoomService {
         tasks.reopen();
     }
 
-    /// True for rooms this service never deletes.
+    /// True for rooms this service never deletes. The prefix is compared ignoring ASCII case:
+    /// `TEST_lobby` is as much an operator's room as `test_lobby`, and a guard that a
+    /// capital letter defeats would not be one.
     fn is_persistent(&self, name: &str) -> bool {
-        self.inner
-            .settings
-            .persistent_prefixes
-            .iter()
-            .any(|p| name.starts_with(p.as_str()))
+        self.inner.settings.persistent_prefixes.iter().any(|p| {
+            name.get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p))
+        })
+    }
+
+    /// True for rooms the explicit routes may read, update or delete: ours by name or tag
+    /// (the replaced service's rooms carry our tag but not our prefix, and must keep working
+    /// at cut-over), or persistent. Every other VMR of the node belongs to someone else.
+    fn is_managed(&self, room: &Conference) -> bool {
+        self.is_ours(&room.name, &room.tag) || self.is_persistent(&room.name)
     }
 
     /// True for rooms this service created (its name prefix) or handed out (its tag format).
@@ -220,7 +266,10 @@ impl RoomService {
             || self.inner.settings.uui.is_our_tag(tag)
     }
 
-    /// The request to create a new room: fresh name and PINs, guests allowed.
+    /// The request to create a new room: fresh name and PINs, guests allowed, and the
+    /// configured automatic participants linked in the same request (docs/pexip.md §9
+    /// Automatic participants: a link is configuration, which takes ~90 s to reach the
+    /// Conferencing Nodes, so it is made at creation, never at allocation).
     fn new_room(&self, tag: &str) -> Result<NewConference, RoomsError> {
         let s = &self.inner.settings;
         let name = RoomName::generate(&s.name_prefix);
@@ -239,7 +288,22 @@ impl RoomService {
             guest_pin: pins.guest.expose().to_owned(),
             allow_guests: true,
             aliases,
-            extra: serde_json::Map::new(),
+            extra: automatic_participants(&s.automatic_participants),
         })
     }
+}
+
+/// The create body's extra fields linking `participants` (none when the list is empty, so a
+/// service without an agent leg sends what it always sent).
+fn automatic_participants(
+    participants: &[AutomaticParticipantRef],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    if !participants.is_empty() {
+        extra.insert(
+            "automatic_participants".into(),
+            participants.iter().map(|p| p.uri()).collect(),
+        );
+    }
+    extra
 }

@@ -156,8 +156,15 @@ async fn bad_uui_data_is_refused_and_allocates_nothing() {
             "{what}"
         );
     }
+    // A missing parameter is refused as FastAPI refused it, before the handler.
     let missing = app.http.post(app.at("/room/create")).send().await.unwrap();
-    assert_eq!(missing.status(), 400);
+    assert_eq!(missing.status(), 422);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"detail": [{"type": "missing", "loc": ["query", "uuiData"],
+            "msg": "Field required", "input": null}], "code": "validation_error"})
+    );
     assert_eq!(app.sim_room_count(), rooms_before, "nothing created");
     assert_eq!(app.sim_requests(CREATE_ROUTE), creates_before);
     assert_eq!(app.pool_depth().await, 5, "nothing taken from the pool");
@@ -246,15 +253,11 @@ async fn concurrent_creates_for_one_video_call_on_one_instance_share_one_room() 
 
 /// An untagged room of ours made on Pexip directly, not through the pool.
 async fn room_outside_the_pool(app: &TestApp, name: &str) -> pexip_sdk::pexip::Conference {
-    let new = pexip_sdk::pexip::NewConference {
-        name: name.into(),
-        pin: "123456".into(),
-        guest_pin: "4321".into(),
-        allow_guests: true,
-        aliases: vec![name.into()],
-        ..Default::default()
-    };
-    app.rooms.pexip().create_conference(&new).await.unwrap()
+    app.rooms
+        .pexip()
+        .create_conference(&testkit::sim::conference(name))
+        .await
+        .unwrap()
 }
 
 /// Poll the simulator until `done` holds (a guard against hanging, not a timing check).

@@ -1,6 +1,7 @@
 //! Starting the simulator, and [`SimHandle`]: its address, its OAuth2 credentials, and the
 //! in-process mirrors of the `/_sim/` control API (same `SimState` operations).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,18 @@ use super::{Counters, EventSinkTarget, Fault, JournalEntry, SimConfig, SimError}
 /// How long `shutdown` waits for open requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How [`SimHandle::client_env_with`] hands over the client's private key (the client
+/// accepts all three).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyForm {
+    /// `PEXIP_PRIVATE_KEY` holds the PEM.
+    Pem,
+    /// `PEXIP_PRIVATE_KEY` holds base64 of the PEM: one line a shell can export.
+    Base64,
+    /// `PEXIP_PRIVATE_KEY_FILE` names this file, which holds the PEM (the caller writes it).
+    File(PathBuf),
+}
+
 /// A room as the control API shows it (`GET /_sim/rooms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimRoom {
@@ -39,6 +52,10 @@ pub struct SimRoom {
     pub dialable: bool,
     /// A simulated conference is running in it.
     pub live: bool,
+    /// Resource URIs of the automatic participants linked to it, dialled when a conference
+    /// starts (docs/pexip.md §9).
+    #[serde(default)]
+    pub automatic_participants: Vec<String>,
 }
 
 /// A running simulator. Cheap to clone (an `Arc` inside); dropping the last clone also
@@ -147,6 +164,32 @@ impl SimHandle {
         self.inner.private_key_pem.clone()
     }
 
+    /// The settings a Pexip client needs to use this simulator, as `(variable, value)` pairs:
+    /// `PEXIP_BASE_URL`, `PEXIP_CLIENT_ID` and `PEXIP_PRIVATE_KEY` (the PEM). What tests and
+    /// benchmarks hand the service, and what `pexip-sdk sim` prints (see
+    /// [`SimHandle::client_env_with`]): one list of names, so the two cannot drift apart.
+    pub fn client_env(&self) -> [(&'static str, String); 3] {
+        self.client_env_with(KeyForm::Pem)
+    }
+
+    /// [`SimHandle::client_env`] with the private key in the form `key` says.
+    pub fn client_env_with(&self, key: KeyForm) -> [(&'static str, String); 3] {
+        use base64::Engine as _;
+        let key = match key {
+            KeyForm::Pem => ("PEXIP_PRIVATE_KEY", self.private_key_pem()),
+            KeyForm::Base64 => (
+                "PEXIP_PRIVATE_KEY",
+                base64::engine::general_purpose::STANDARD.encode(self.private_key_pem()),
+            ),
+            KeyForm::File(path) => ("PEXIP_PRIVATE_KEY_FILE", path.display().to_string()),
+        };
+        [
+            ("PEXIP_BASE_URL", self.base_url()),
+            ("PEXIP_CLIENT_ID", self.client_id()),
+            key,
+        ]
+    }
+
     /// Register another client id with an SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`).
     pub fn register_client(&self, client_id: &str, public_key_pem: &str) -> anyhow::Result<()> {
         self.inner.state.clients.register(client_id, public_key_pem)
@@ -176,6 +219,35 @@ impl SimHandle {
     /// events were delivered, or as soon as one delivery attempt failed (retries go on).
     pub async fn end_conference(&self, room: &str) -> Result<(), SimError> {
         self.inner.state.end_conference(room).await
+    }
+
+    /// The participants of the live conference in the room named `room` (its name as
+    /// copied at start), as `GET status/v1/participant/?conference=<room>` lists them (the
+    /// same JSON); empty when none runs there.
+    pub fn participants(&self, room: &str) -> Vec<serde_json::Value> {
+        self.inner.state.participants(room)
+    }
+
+    /// Create an automatic participant as `POST configuration/v1/automatic_participant/`
+    /// would (same validation, e.g. `{"alias": "sip:agent@example", "role": "chair"}`);
+    /// returns its resource URI. For `dev` and tests that set up a node before the service
+    /// starts.
+    pub fn create_automatic_participant(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<String, SimError> {
+        let serde_json::Value::Object(input) = body else {
+            return Err(SimError::Invalid("the body must be a JSON object".into()));
+        };
+        self.inner
+            .state
+            .create_auto_participant(&input)
+            .map(|id| format!("/api/admin/configuration/v1/automatic_participant/{id}/"))
+            .map_err(|errors| {
+                SimError::Invalid(
+                    serde_json::json!({ "automatic_participant": errors }).to_string(),
+                )
+            })
     }
 
     /// Inject a fault (`POST /_sim/faults`); returns its id.
