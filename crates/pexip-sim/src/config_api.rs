@@ -146,6 +146,7 @@ pub(crate) fn list_spec(
         fields,
         default_limit: DEFAULT_LIMIT,
         max_limit: state.max_list_limit,
+        mode: state.filter_mode(),
     }
 }
 

@@ -1,7 +1,8 @@
-//! The control API under `/_sim/` (never under `/api/admin`, no auth): list rooms, start and
-//! end conferences, inject faults, read counters and the journal, move the clock, change the
-//! replication delay, add event sinks and register clients. Each route calls the same `SimState`
-//! operation as the matching [`super::SimHandle`] method.
+//! The control API under `/_sim/` (never under `/api/admin`, no auth): list rooms (and make
+//! one older), start and end conferences, inject faults, read counters and the journal, move
+//! the clock, change the replication delay and how unknown list filters are treated, add
+//! event sinks and register clients. Each route calls the same `SimState` operation as the
+//! matching [`super::SimHandle`] method.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::state::Shared;
-use super::{EventSinkTarget, Fault, SimError};
+use super::{EventSinkTarget, Fault, FilterMode, SimError};
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
@@ -154,6 +155,38 @@ pub(crate) async fn advance_clock(State(state): State<Shared>, bytes: Bytes) -> 
             StatusCode::BAD_REQUEST,
             "advance_seconds must be a non-negative number",
         ),
+    }
+}
+
+/// `PUT /_sim/filters` with a [`FilterMode`]: from the next request on.
+pub(crate) async fn set_filters(State(state): State<Shared>, bytes: Bytes) -> Response {
+    let mode: FilterMode = match body(&bytes) {
+        Ok(m) => m,
+        Err(response) => return *response,
+    };
+    state.set_filter_mode(mode);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct BackdateRequest {
+    seconds: u64,
+}
+
+/// `POST /_sim/rooms/{room}/backdate` `{"seconds": n}`: the room looks created `n` seconds
+/// earlier.
+pub(crate) async fn backdate_room(
+    State(state): State<Shared>,
+    Path(room): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let request: BackdateRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match state.backdate_room(&room, Duration::from_secs(request.seconds)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

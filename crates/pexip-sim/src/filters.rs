@@ -2,13 +2,15 @@
 //! `field__<lookup>=value` filters, `order_by=[-]field`, and `limit`/`offset` pagination with
 //! the `{meta, objects}` envelope whose `next`/`previous` are paths keeping the other params.
 //!
-//! One deliberate difference from Tastypie: a parameter naming an unknown field is refused
-//! with 400 (Tastypie skips it silently), so a client's typo cannot turn a filtered list into
-//! "every room".
+//! A parameter naming a field the resource does not have is refused with 400 by default
+//! (Tastypie skips it silently), so a client's typo shows. [`FilterMode`] switches to
+//! Tastypie's rule, and can make fields absent (as on a release without them), so a test can
+//! watch a client get the unfiltered list for a filter it relies on.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::PrimitiveDateTime;
 use time::macros::format_description;
@@ -26,17 +28,52 @@ pub(crate) enum FilterKind {
     Related(&'static str),
 }
 
-/// A list resource: where it lives and what it can be filtered and ordered by.
-#[derive(Debug, Clone, Copy)]
+/// How list filters on fields the resource does not have are treated (docs/pexip.md §1.4);
+/// the JSON body of `PUT /_sim/filters`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterMode {
+    /// `false` (default): such a filter is refused with 400, stricter than Pexip, so a
+    /// client's typo shows. `true`: it is ignored and the list answered without it, as
+    /// Tastypie does.
+    #[serde(default)]
+    pub ignore_unknown: bool,
+    /// Fields to treat as absent from every list resource, as on a release without them
+    /// (`"*"`: every field). A filter on one is a filter on an unknown field; ordering by
+    /// one is refused.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
+impl FilterMode {
+    /// Tastypie's rule with every field absent: every filter is ignored, whatever it names.
+    pub fn ignore_all() -> Self {
+        Self {
+            ignore_unknown: true,
+            absent: vec!["*".to_owned()],
+        }
+    }
+
+    fn is_absent(&self, field: &str) -> bool {
+        self.absent.iter().any(|f| f == "*" || f == field)
+    }
+}
+
+/// A list resource: where it lives, what it can be filtered and ordered by, and how the
+/// simulator treats filters on other fields.
+#[derive(Debug, Clone)]
 pub(crate) struct ListSpec<'a> {
     pub(crate) path: &'a str,
     pub(crate) fields: &'a [(&'static str, FilterKind)],
     pub(crate) default_limit: usize,
     pub(crate) max_limit: usize,
+    pub(crate) mode: FilterMode,
 }
 
 impl ListSpec<'_> {
     fn kind(&self, field: &str) -> Option<FilterKind> {
+        if self.mode.is_absent(field) {
+            return None;
+        }
         self.fields
             .iter()
             .find(|(name, _)| *name == field)
@@ -153,7 +190,11 @@ pub(crate) fn parse(query: Option<&str>, spec: &ListSpec<'_>) -> Result<ListQuer
                 }
                 out.order.push((field.to_owned(), descending));
             }
-            _ => out.filters.push(filter(&key, &value, spec)?),
+            _ => {
+                if let Some(filter) = filter(&key, &value, spec)? {
+                    out.filters.push(filter);
+                }
+            }
         }
     }
     // Tastypie: limit=0 means "all", capped like any limit at max_limit.
@@ -175,18 +216,23 @@ fn count_param(name: &str, value: &str) -> Result<usize, String> {
     }
 }
 
-fn filter(key: &str, value: &str, spec: &ListSpec<'_>) -> Result<Filter, String> {
+/// One filter, or `None` when it names no field and the mode ignores such filters (Tastypie
+/// looks at the field first and skips an unknown one before anything else).
+fn filter(key: &str, value: &str, spec: &ListSpec<'_>) -> Result<Option<Filter>, String> {
     let mut bits = key.split("__");
     let field = bits.next().unwrap_or_default();
     let lookup_name = bits.next();
+    let Some(kind) = spec.kind(field) else {
+        if spec.mode.ignore_unknown {
+            return Ok(None);
+        }
+        return Err(format!("The '{field}' field does not allow filtering."));
+    };
     if bits.next().is_some() {
         return Err(format!(
             "Lookups are not allowed more than one level deep on the '{field}' field."
         ));
     }
-    let Some(kind) = spec.kind(field) else {
-        return Err(format!("The '{field}' field does not allow filtering."));
-    };
     let lookup = match lookup_name {
         None => Lookup::Exact,
         Some(name) => Lookup::parse(name)
@@ -203,12 +249,12 @@ fn filter(key: &str, value: &str, spec: &ListSpec<'_>) -> Result<Filter, String>
         ),
         _ => operand(kind, value).ok_or_else(|| bad_value(field, value))?,
     };
-    Ok(Filter {
+    Ok(Some(Filter {
         field: field.to_owned(),
         kind,
         lookup,
         operand,
-    })
+    }))
 }
 
 fn bad_value(field: &str, value: &str) -> String {
@@ -449,6 +495,10 @@ mod tests {
         fields: FIELDS,
         default_limit: 2,
         max_limit: 3,
+        mode: FilterMode {
+            ignore_unknown: false,
+            absent: Vec::new(),
+        },
     };
 
     fn objects() -> Vec<Value> {
@@ -537,6 +587,57 @@ mod tests {
                 "{query} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn in_tastypie_mode_filters_on_unknown_or_absent_fields_are_ignored() {
+        let ids_in = |mode: FilterMode, query: &str| -> Result<Vec<i64>, String> {
+            let spec = ListSpec { mode, ..SPEC };
+            let q = parse(Some(query), &spec)?;
+            Ok(envelope(objects(), &q, &spec)["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_i64().unwrap())
+                .collect())
+        };
+        let tastypie = FilterMode {
+            ignore_unknown: true,
+            absent: Vec::new(),
+        };
+        // Unknown: ignored, the rest of the query still applies.
+        assert_eq!(
+            ids_in(tastypie.clone(), "colour=red&limit=0"),
+            Ok(vec![1, 2, 3])
+        );
+        assert_eq!(
+            ids_in(tastypie.clone(), "colour__startswith__x=r&name=beta"),
+            Ok(vec![2])
+        );
+        // Known fields still filter, and a bad lookup on one is still refused.
+        assert_eq!(ids_in(tastypie.clone(), "name=beta"), Ok(vec![2]));
+        assert!(ids_in(tastypie, "name__regex=a").is_err());
+        // Absent fields are unknown.
+        let no_name = FilterMode {
+            ignore_unknown: true,
+            absent: vec!["name".into()],
+        };
+        assert_eq!(
+            ids_in(no_name.clone(), "name__startswith=alpha&limit=0"),
+            Ok(vec![1, 2, 3])
+        );
+        assert_eq!(ids_in(no_name.clone(), "id=2&name=x"), Ok(vec![2]));
+        assert!(ids_in(no_name, "order_by=name").is_err());
+        assert_eq!(
+            ids_in(FilterMode::ignore_all(), "id=2&name=beta&limit=0"),
+            Ok(vec![1, 2, 3])
+        );
+        // Absent but not ignored: refused, as an unknown field is by default.
+        let strict = FilterMode {
+            ignore_unknown: false,
+            absent: vec!["name".into()],
+        };
+        assert!(ids_in(strict, "name=beta").is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::oauth::TokenStore;
 use super::server;
 use super::state::SimState;
 use super::store::Store;
-use super::{Counters, EventSinkTarget, Fault, JournalEntry, SimConfig, SimError};
+use super::{Counters, EventSinkTarget, Fault, FilterMode, JournalEntry, SimConfig, SimError};
 
 /// How long `shutdown` waits for open requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -120,6 +120,7 @@ pub async fn start(config: SimConfig, listener: TcpListener) -> anyhow::Result<S
         counters,
         faults: Mutex::new(FaultTable::default()),
         events,
+        filters: Mutex::new(config.filters),
     });
     state.clients.register(&client_id, &key.public_pem)?;
 
@@ -305,6 +306,18 @@ impl SimHandle {
             .replication_delay
             .lock()
             .expect("delay lock") = delay;
+    }
+
+    /// Treat list filters on unknown fields as `mode` says, from the next request on (`PUT
+    /// /_sim/filters`).
+    pub fn set_filter_mode(&self, mode: FilterMode) {
+        self.inner.state.set_filter_mode(mode);
+    }
+
+    /// Make the room named or aliased `room` older by `by`: its `creation_time` moves back,
+    /// as if it had been created that long before (`POST /_sim/rooms/{room}/backdate`).
+    pub fn backdate_room(&self, room: &str, by: Duration) -> Result<(), SimError> {
+        self.inner.state.backdate_room(room, by)
     }
 
     /// Send events to one more sink from now on (`POST /_sim/event_sinks`).

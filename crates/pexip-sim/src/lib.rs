@@ -17,7 +17,8 @@
 //! - `store.rs`, `validation.rs`, `config_api.rs`: the `conference`, `conference_alias` and
 //!   `automatic_participant` configuration resources with Pexip's status codes, bodies and
 //!   validation messages.
-//! - `filters.rs`: Tastypie-style list queries (filters, lookups, ordering, pagination).
+//! - `filters.rs`: Tastypie-style list queries (filters, lookups, ordering, pagination), and
+//!   whether a filter on an unknown field is refused or ignored as Pexip does.
 //! - `live.rs`, `status_api.rs`: simulated live conferences and the status/command API.
 //! - `events.rs`: per-(sink, node) event-sink publishers.
 //! - `faults.rs`, `counters.rs`, `net.rs`: fault injection (including writes that land after
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 pub use cli::{SimArgs, run};
 pub use counters::Counters;
 pub use faults::{Fault, FaultKind};
+pub use filters::FilterMode;
 pub use handle::{KeyForm, SimHandle, SimRoom, start};
 pub use journal::{JournalEntry, JournalKind};
 
@@ -77,6 +79,9 @@ pub struct SimConfig {
     pub absolute_location: bool,
     /// Cap for `limit=0` and for larger limits (Tastypie's `max_limit`), default 1000.
     pub max_list_limit: usize,
+    /// How list filters on fields a resource does not have are treated: refused by default
+    /// (stricter than Pexip), or ignored as Tastypie does; fields can be made absent.
+    pub filters: FilterMode,
 }
 
 impl Default for SimConfig {
@@ -89,6 +94,7 @@ impl Default for SimConfig {
             event_sinks: Vec::new(),
             absolute_location: false,
             max_list_limit: 1000,
+            filters: FilterMode::default(),
         }
     }
 }
@@ -110,6 +116,7 @@ impl fmt::Debug for SimConfig {
             .field("event_sinks", &self.event_sinks)
             .field("absolute_location", &self.absolute_location)
             .field("max_list_limit", &self.max_list_limit)
+            .field("filters", &self.filters)
             .finish()
     }
 }

@@ -89,6 +89,8 @@ pub(crate) fn router(state: Shared) -> Router {
 
     let control = Router::new()
         .route("/_sim/rooms", get(control::rooms))
+        .route("/_sim/rooms/{room}/backdate", post(control::backdate_room))
+        .route("/_sim/filters", put(control::set_filters))
         .route("/_sim/conferences", post(control::start_conference))
         .route(
             "/_sim/conferences/{room}/end",

@@ -10,6 +10,7 @@ use super::clock::SimClock;
 use super::counters::CounterCell;
 use super::events::{Completion, EventHub};
 use super::faults::FaultTable;
+use super::filters::FilterMode;
 use super::journal::{Happened, JournalEntry, JournalKind};
 use super::keys::ClientRegistry;
 use super::live::LiveConference;
@@ -48,6 +49,8 @@ pub(crate) struct SimState {
     pub(crate) counters: Arc<CounterCell>,
     pub(crate) faults: Mutex<FaultTable>,
     pub(crate) events: EventHub,
+    /// How list filters on unknown fields are treated.
+    pub(crate) filters: Mutex<FilterMode>,
 }
 
 impl SimState {
@@ -62,7 +65,28 @@ impl SimState {
     /// handles that window with its own ready delay.
     fn is_dialable(&self, room: &ConferenceRecord) -> bool {
         let delay = *self.replication_delay.lock().expect("delay lock");
-        self.clock.elapsed().saturating_sub(room.created_at) >= delay
+        room.age(self.clock.elapsed()) >= delay
+    }
+
+    /// How list filters on unknown fields are treated now.
+    pub(crate) fn filter_mode(&self) -> FilterMode {
+        self.filters.lock().expect("filters lock").clone()
+    }
+
+    /// Treat list filters on unknown fields as `mode` says, from the next request on.
+    pub(crate) fn set_filter_mode(&self, mode: FilterMode) {
+        *self.filters.lock().expect("filters lock") = mode;
+    }
+
+    /// Make the room named or aliased `room` older by `by` (its `creation_time` included).
+    pub(crate) fn backdate_room(&self, room: &str, by: Duration) -> Result<(), SimError> {
+        let mut store = self.store();
+        let id = store
+            .find_room(room)
+            .map(|record| record.id)
+            .ok_or_else(|| SimError::UnknownRoom(room.to_owned()))?;
+        store.backdate_conference(id, by);
+        Ok(())
     }
 
     /// Every room, in id order, as the control API shows it.

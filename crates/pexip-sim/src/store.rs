@@ -30,6 +30,8 @@ pub(crate) struct ConferenceRecord {
     pub(crate) creation_time: String,
     /// When it was created, by the simulator clock (for the replication delay).
     pub(crate) created_at: Duration,
+    /// How much older the control API made it look (`POST /_sim/rooms/{room}/backdate`).
+    pub(crate) backdated: Duration,
 }
 
 /// A text field of a record, `""` when absent or null.
@@ -41,6 +43,11 @@ fn text_field<'a>(fields: &'a Map<String, Value>, field: &str) -> &'a str {
 }
 
 impl ConferenceRecord {
+    /// How long ago it was created, by the simulator clock `now` (time since start).
+    pub(crate) fn age(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.created_at) + self.backdated
+    }
+
     /// A text field, `""` when absent or null.
     pub(crate) fn text(&self, field: &str) -> &str {
         text_field(&self.fields, field)
@@ -170,6 +177,20 @@ impl Store {
     /// Every room, in id order.
     pub(crate) fn conferences(&self) -> impl Iterator<Item = &ConferenceRecord> {
         self.conferences.values()
+    }
+
+    /// Make room `id` older: its `creation_time` and its age for the replication delay move
+    /// back by `by`. Only the control API does this (no Pexip write can).
+    pub(crate) fn backdate_conference(&mut self, id: u64, by: Duration) -> bool {
+        let Some(record) = self.conferences.get_mut(&id) else {
+            return false;
+        };
+        record.backdated += by;
+        if let Some(created) = super::filters::parse_datetime(&record.creation_time) {
+            let unix = created.assume_utc().unix_timestamp_nanos() as f64 / 1e9;
+            record.creation_time = super::clock::naive_utc(unix - by.as_secs_f64());
+        }
+        true
     }
 
     /// One alias by id.
@@ -377,6 +398,7 @@ impl Store {
             fields,
             creation_time: now.to_owned(),
             created_at,
+            backdated: Duration::ZERO,
         };
         self.index_room(&record);
         self.conferences.insert(id, record);

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use pexip_sim::SimConfig;
 
-use crate::helpers::{ALIASES, Api, CONFERENCES, location_id, start_sim, start_sim_with};
+use crate::helpers::{ALIASES, Api, CONFERENCES, http, location_id, start_sim, start_sim_with};
 
 fn detail(id: u64) -> String {
     format!("{CONFERENCES}{id}/")
@@ -577,6 +577,66 @@ async fn unknown_filters_lookups_and_bad_bodies_get_a_400_error() {
     assert!(not_json.json::<Value>().await.unwrap()["error"].is_string());
     let not_object = api.post(CONFERENCES, &json!(["name"])).await;
     assert_eq!(not_object.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Tastypie's rule (docs/pexip.md §1.4): a filter naming no field of the resource is ignored
+/// and the list answered without it. `PUT /_sim/filters` switches it on, and can make fields
+/// absent (as on a release without them), so a client's filter on them comes back ignored.
+#[tokio::test]
+async fn in_tastypie_mode_unknown_filters_are_ignored_and_fields_can_be_absent() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim).await;
+    api.create_room(json!({"name": "vbv-1", "tag": "t1"})).await;
+    api.create_room(json!({"name": "other"})).await;
+    let names = |page: Value| -> Vec<String> {
+        page["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |mode: Value| {
+        let url = format!("{}/_sim/filters", sim.base_url());
+        async move {
+            let response = http().put(url).json(&mode).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    set(json!({"ignore_unknown": true})).await;
+    let page = api.get_json(&format!("{CONFERENCES}?colour=red")).await;
+    assert_eq!(names(page), ["vbv-1", "other"]);
+    let page = api
+        .get_json(&format!("{CONFERENCES}?colour=red&name__startswith=vbv-"))
+        .await;
+    assert_eq!(names(page), ["vbv-1"], "known filters still apply");
+
+    set(json!({"ignore_unknown": true, "absent": ["name"]})).await;
+    let page = api
+        .get_json(&format!("{CONFERENCES}?name__startswith=vbv-"))
+        .await;
+    assert_eq!(names(page), ["vbv-1", "other"], "every room");
+    let page = api.get_json(&format!("{CONFERENCES}?tag=t1")).await;
+    assert_eq!(names(page), ["vbv-1"]);
+
+    sim.set_filter_mode(pexip_sim::FilterMode::ignore_all());
+    let page = api.get_json(&format!("{CONFERENCES}?tag=t1&name=x")).await;
+    assert_eq!(names(page), ["vbv-1", "other"]);
+
+    set(json!({})).await;
+    let refused = api.get(&format!("{CONFERENCES}?colour=red")).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::BAD_REQUEST,
+        "back to the default"
+    );
+    let bad = http()
+        .put(format!("{}/_sim/filters", sim.base_url()))
+        .json(&json!({"absent": "name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

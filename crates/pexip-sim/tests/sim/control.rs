@@ -65,6 +65,44 @@ async fn a_room_younger_than_the_replication_delay_is_not_dialable_until_the_clo
 }
 
 #[tokio::test]
+async fn a_room_can_be_made_older() {
+    let sim = start_sim_with(SimConfig::default()).await;
+    let api = Api::new(&sim).await;
+    let id = api.create_room(json!({"name": "young"})).await;
+    let created = |room: Value| room["creation_time"].as_str().unwrap().to_owned();
+    let before = created(api.get_json(&format!("{CONFERENCES}{id}/")).await);
+    assert!(!sim.rooms()[0].dialable);
+
+    let response = http()
+        .post(format!("{}/_sim/rooms/young/backdate", sim.base_url()))
+        .json(&json!({"seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let after = created(api.get_json(&format!("{CONFERENCES}{id}/")).await);
+    let parse = |s: &str| {
+        time::PrimitiveDateTime::parse(
+            s,
+            time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"
+            ),
+        )
+        .unwrap()
+    };
+    assert_eq!(parse(&before) - parse(&after), time::Duration::hours(1));
+    assert!(
+        sim.rooms()[0].dialable,
+        "older than the replication delay now"
+    );
+    assert_eq!(
+        sim.backdate_room("nope", Duration::from_secs(1)),
+        Err(SimError::UnknownRoom("nope".into()))
+    );
+}
+
+#[tokio::test]
 async fn the_replication_delay_can_be_changed_at_runtime() {
     let sim = start_sim_with(SimConfig::default()).await;
     let api = Api::new(&sim).await;
