@@ -238,6 +238,8 @@ async fn each_transient_failure_is_retried_for_idempotent_requests() {
     let id = client.create_conference(&room("retry")).await.unwrap().id;
     let faults = [
         ("429", Fault::status(429)),
+        // Issue 13, item 10: a 500 is retried like a 502/503/504.
+        ("500", Fault::status(500)),
         ("502", Fault::status(502)),
         ("503", Fault::status(503)),
         ("504", Fault::status(504)),
@@ -269,12 +271,13 @@ async fn each_transient_failure_is_retried_for_idempotent_requests() {
             );
         }
     }
-    // DELETE too: the retried delete succeeds once.
+    // DELETE too: the retried delete succeeds once, after a 503 and after a 500.
     sim.reset_counters();
     sim.add_fault(Fault::status(503).method("DELETE").count(1));
+    sim.add_fault(Fault::status(500).method("DELETE").count(1));
     assert_eq!(client.delete_conference(id).await.unwrap(), Deleted::Now);
-    assert_eq!(sim.counters().requests_for(DETAIL_DELETE), 2);
-    assert_eq!(client.stats().retries, 5 * 2 * 2 + 1);
+    assert_eq!(sim.counters().requests_for(DETAIL_DELETE), 3);
+    assert_eq!(client.stats().retries, 6 * 2 * 2 + 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -289,11 +292,11 @@ async fn non_transient_failures_are_not_retried() {
         .id;
     type Expected = fn(&PexipError) -> bool;
     let cases: [(u16, Expected); 5] = [
-        (500, |e| {
+        (501, |e| {
             matches!(
                 e,
                 PexipError::Other {
-                    status: Some(500),
+                    status: Some(501),
                     ..
                 }
             )

@@ -16,6 +16,14 @@ pub const BULK_CREATE_MAX_PER_HOUR: &str = "BULK_CREATE_MAX_PER_HOUR";
 pub const GENESYS_MAX_IN_FLIGHT: &str = "GENESYS_MAX_IN_FLIGHT";
 /// The automatic participants linked to every room this service creates.
 pub const ROOM_AUTOMATIC_PARTICIPANTS: &str = "ROOM_AUTOMATIC_PARTICIPANTS";
+/// How old an untagged, unpooled room of ours must be before the reconciler suspects it.
+pub const LEAK_MIN_AGE_SECONDS: &str = "LEAK_MIN_AGE_SECONDS";
+/// How long a room handed out may go without a conference before it is deleted.
+pub const ROOM_MAX_UNUSED_HOURS: &str = "ROOM_MAX_UNUSED_HOURS";
+/// What `LEAK_MIN_AGE_SECONDS` must exceed the ready delay by: a refill sends the pool
+/// message after its create returns, and Pexip's clock (which sets `creation_time`) may be
+/// a little ahead of ours.
+pub const LEAK_AGE_MARGIN: Duration = Duration::from_secs(60);
 
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
@@ -46,9 +54,16 @@ pub struct RoomSettings {
     /// `GC_TIME_BUDGET_SECONDS` (default 480): the GC stops draining after this long, well
     /// inside the 10-minute timer period.
     pub gc_time_budget: Duration,
-    /// `LEAK_MIN_AGE_SECONDS` (default 3600): the reconciler only deletes an untagged, unpooled
-    /// room older than this.
+    /// `LEAK_MIN_AGE_SECONDS` (default 3600, at least `ROOM_READY_DELAY_SECONDS` + 60, at
+    /// most 30 days; unset with a ready delay above 3540 s, the floor): the reconciler only
+    /// suspects an untagged, unpooled room older than this.
+    /// The floor: a pool room's message cannot be received during its ready delay, so a
+    /// younger threshold would take every new pool room for a leak.
     pub leak_min_age: Duration,
+    /// `ROOM_MAX_UNUSED_HOURS` (default 24, 1 to `ALLOCATION_RECORD_MAX_AGE_HOURS`): a room
+    /// handed out this long ago whose conference is not live is deleted (the citizen gave
+    /// up; see `rooms/unused.rs`).
+    pub max_unused: Duration,
     /// `RECONCILE_DRY_RUN` (default false): report leaks without deleting them.
     pub reconcile_dry_run: bool,
     /// `BULK_CREATE_MAX` (default 1000, 1–10,000): the largest `count` of `POST /room/bulk`.
@@ -146,6 +161,38 @@ impl RoomSettings {
                 "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
             ));
         }
+        // Pexip replicates in about 90 s; an hour means something else is wrong.
+        let ready_delay = env.seconds_within("ROOM_READY_DELAY_SECONDS", 90, 0..=3600)?;
+        let leak_floor = ready_delay + LEAK_AGE_MARGIN;
+        // An hour, or the floor when a long ready delay puts it higher.
+        let leak_default = leak_floor.as_secs().max(3600);
+        let leak_min_age =
+            env.seconds_within(LEAK_MIN_AGE_SECONDS, leak_default, 0..=30 * 86_400)?;
+        if leak_min_age < leak_floor {
+            return Err(ConfigError::invalid(
+                LEAK_MIN_AGE_SECONDS,
+                format!(
+                    "must be at least ROOM_READY_DELAY_SECONDS + {} ({} s): a younger pool \
+                     room cannot be seen in the pool yet and would be taken for a leak",
+                    LEAK_AGE_MARGIN.as_secs(),
+                    leak_floor.as_secs()
+                ),
+            ));
+        }
+        let record_max_hours =
+            env.bounded_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168u64, 1..=8760)?;
+        let max_unused_hours = env.bounded_or(ROOM_MAX_UNUSED_HOURS, 24u64, 1..=8760)?;
+        if max_unused_hours > record_max_hours {
+            // The record's last write is when the room was handed out: swept first, the
+            // room could never be judged.
+            return Err(ConfigError::invalid(
+                ROOM_MAX_UNUSED_HOURS,
+                format!(
+                    "must be at most ALLOCATION_RECORD_MAX_AGE_HOURS ({record_max_hours}): \
+                     the allocation record tells when a room was handed out"
+                ),
+            ));
+        }
         let automatic_participants = env
             .list_or(ROOM_AUTOMATIC_PARTICIPANTS, &[])
             .iter()
@@ -167,12 +214,10 @@ impl RoomSettings {
             // A liveness bound (see the field): long enough for a slow allocation, short
             // enough that a caller whose first create died with its instance gets an answer.
             claim_timeout: env.seconds_within("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 10, 2..=600)?,
-            record_max_age: Duration::from_secs(
-                env.bounded_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168u64, 1..=8760)? * 3600,
-            ),
+            record_max_age: Duration::from_secs(record_max_hours * 3600),
+            max_unused: Duration::from_secs(max_unused_hours * 3600),
             pool_target: env.bounded_or("ROOM_POOL_TARGET", 10, 0..=10_000)?,
-            // Pexip replicates in about 90 s; an hour means something else is wrong.
-            ready_delay: env.seconds_within("ROOM_READY_DELAY_SECONDS", 90, 0..=3600)?,
+            ready_delay,
             // Azure Storage caps a message's visibility delay at 7 days; a day is plenty
             // for a participant to come back.
             delete_grace: env.seconds_within("ROOM_DELETE_GRACE_SECONDS", 600, 0..=86_400)?,
@@ -188,7 +233,7 @@ impl RoomSettings {
             gc_max_dequeue,
             // Inside the 10-minute timer period and host.json's functionTimeout (10 min).
             gc_time_budget: env.seconds_within("GC_TIME_BUDGET_SECONDS", 480, 10..=570)?,
-            leak_min_age: env.seconds_within("LEAK_MIN_AGE_SECONDS", 3600, 0..=30 * 86_400)?,
+            leak_min_age,
             reconcile_dry_run: env.bool_or("RECONCILE_DRY_RUN", false)?,
             bulk_create_max,
             bulk_create_per_hour,
@@ -315,6 +360,11 @@ mod tests {
             ("GC_MAX_DEQUEUE", "1000"),
             ("GC_TIME_BUDGET_SECONDS", "3600"),
             ("LEAK_MIN_AGE_SECONDS", "99999999"),
+            // Below the default ready delay (90 s) plus the margin.
+            (LEAK_MIN_AGE_SECONDS, "149"),
+            (ROOM_MAX_UNUSED_HOURS, "0"),
+            // Above the default ALLOCATION_RECORD_MAX_AGE_HOURS (168).
+            (ROOM_MAX_UNUSED_HOURS, "169"),
             ("BULK_CREATE_MAX", "0"),
             ("BULK_CREATE_MAX", "1000000"),
             (BULK_CREATE_MAX_PER_HOUR, "0"),
@@ -335,6 +385,38 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_leak_threshold_stays_above_the_ready_delay_and_unused_rooms_below_the_sweep() {
+        let read = |pairs: &[(&'static str, &'static str)]| {
+            RoomSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let s = read(&[]).unwrap();
+        assert_eq!(s.leak_min_age, Duration::from_secs(3600));
+        assert_eq!(s.max_unused, Duration::from_secs(24 * 3600));
+        let s = read(&[
+            ("ROOM_READY_DELAY_SECONDS", "0"),
+            (LEAK_MIN_AGE_SECONDS, "60"),
+        ])
+        .unwrap();
+        assert_eq!(s.leak_min_age, Duration::from_secs(60));
+        let err = read(&[
+            ("ROOM_READY_DELAY_SECONDS", "600"),
+            (LEAK_MIN_AGE_SECONDS, "600"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("660 s"), "{err}");
+        let s = read(&[("ROOM_READY_DELAY_SECONDS", "3600")]).unwrap();
+        assert_eq!(s.leak_min_age, Duration::from_secs(3660), "unset: the floor");
+        let s = read(&[
+            ("ALLOCATION_RECORD_MAX_AGE_HOURS", "48"),
+            (ROOM_MAX_UNUSED_HOURS, "48"),
+        ])
+        .unwrap();
+        assert_eq!(s.max_unused, Duration::from_secs(48 * 3600));
+        let err = read(&[("ALLOCATION_RECORD_MAX_AGE_HOURS", "12")]).unwrap_err();
+        assert!(err.to_string().starts_with(ROOM_MAX_UNUSED_HOURS), "{err}");
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! Only `conference_ended` matters to us; every other event (and any event name Pexip adds
 //! later) is acknowledged and ignored. A conference spread over N nodes ends N times, so the
 //! caller must treat repeats as harmless.
+//!
+//! A body that is not an envelope at all is refused, but one bad item of a bulk envelope is
+//! not: it becomes [`SinkEvent::Malformed`] and the other items count. A node resends a body
+//! it got a non-2xx for, one body at a time and in order (docs/pexip.md §8.2), so refusing a
+//! whole bulk for one item would block that node's sink for good.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +32,9 @@ pub enum SinkEvent {
     UnnamedConferenceEnded,
     /// Anything else, by event name (ignored).
     Ignored(String),
+    /// An item of a bulk envelope that is not an event envelope itself (skipped; the rest of
+    /// the body counts).
+    Malformed,
 }
 
 /// Why an event-sink body was refused (400).
@@ -64,7 +72,9 @@ fn collect(value: Value, depth: usize, out: &mut Vec<SinkEvent>) -> Result<(), E
                 return Err(EventBodyError::NotAnEnvelope);
             };
             for item in items {
-                collect(item, depth + 1, out)?;
+                if collect(item, depth + 1, out).is_err() {
+                    out.push(SinkEvent::Malformed);
+                }
             }
         }
         "conference_ended" => out.push(conference_ended(&envelope)),
@@ -166,6 +176,26 @@ mod tests {
                 [SinkEvent::UnnamedConferenceEnded]
             );
         }
+    }
+
+    #[test]
+    fn a_malformed_bulk_item_is_skipped_and_the_rest_counts() {
+        let body = br#"{"event":"eventsink_bulk","node":"n","seq":0,"data":[
+            {"node":"a","event":"conference_ended","data":{"name":"vbv-1"}},
+            "not an envelope",
+            {"data":{"name":"vbv-2"}},
+            {"event":"eventsink_bulk","data":{"not":"a list"}},
+            {"node":"b","event":"conference_ended","data":{"name":"vbv-3"}}]}"#;
+        assert_eq!(
+            parse_event_sink_body(body).unwrap(),
+            [
+                ended("vbv-1", "a"),
+                SinkEvent::Malformed,
+                SinkEvent::Malformed,
+                SinkEvent::Malformed,
+                ended("vbv-3", "b")
+            ]
+        );
     }
 
     #[test]

@@ -394,6 +394,33 @@ impl AllocationLocks {
         }
     }
 
+    /// The records last written before `cutoff` (by the storage service's clock) that name
+    /// a room, read afresh; a record written again since the listing is left out (it is not
+    /// old any more). A record is written when its room is tagged for the call (and when a
+    /// stalled allocation's room is adopted), never after: its last write is when its room
+    /// was handed out.
+    pub async fn naming_rooms_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<AllocationRecord>, LockError> {
+        let mut records = Vec::new();
+        for old in self.store.list().await? {
+            if old.last_modified >= cutoff {
+                continue;
+            }
+            let Some(stored) = self.store.read(&old.key).await? else {
+                continue;
+            };
+            if stored.etag != old.etag {
+                continue;
+            }
+            if let Some(record) = parse(&stored.body).filter(|r| r.state.room().is_some()) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
     /// Remove every record last written more than `max_age` ago (by the service's clock).
     pub async fn sweep(&self, max_age: Duration) -> Result<SweepReport, LockError> {
         self.sweep_before(OffsetDateTime::now_utc() - max_age).await

@@ -68,13 +68,20 @@ impl PexipError {
         }
     }
 
-    /// A transient failure worth retrying for an idempotent request: 429, 502/503/504,
-    /// connection errors and timeouts. A 500 is not: it is usually a deterministic server
-    /// fault, and for a create it may even have succeeded (handled separately).
+    /// A transient failure worth retrying for an idempotent request (GET, PATCH with the
+    /// same body, DELETE): 429, 500, 502/503/504, connection errors and timeouts. A 500 is
+    /// retried as Pexip's own Go SDK retries it (docs/pexip.md §1.6): resending the same
+    /// request cannot do more than the first attempt did. A create is never resent blindly
+    /// on any of these: it is looked up first (handled separately).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            PexipError::RateLimited { .. } | PexipError::Unavailable { .. }
+            PexipError::RateLimited { .. }
+                | PexipError::Unavailable { .. }
+                | PexipError::Other {
+                    status: Some(500),
+                    ..
+                }
         )
     }
 
@@ -301,10 +308,11 @@ mod tests {
     }
 
     #[test]
-    fn only_rate_limits_and_unavailability_are_transient() {
+    fn rate_limits_500_and_unavailability_are_transient() {
         assert!(classify(429, "").is_transient());
         assert!(classify(503, "").is_transient());
-        assert!(!classify(500, "").is_transient());
+        assert!(classify(500, "").is_transient());
+        assert!(!classify(501, "").is_transient());
         assert!(!classify(400, "{}").is_transient());
         assert!(!classify(404, "").is_transient());
     }

@@ -10,9 +10,10 @@
 //! # Retry policy
 //!
 //! - GET, PATCH (same body) and DELETE are retried on 429 (waiting at least `Retry-After`),
-//!   502/503/504, connection errors and timeouts, up to `max_retries` times with exponential
-//!   backoff and jitter. A 500 is **not** retried for them: it is usually a deterministic fault
-//!   on the node, and retrying hides it.
+//!   500, 502/503/504, connection errors and timeouts, up to `max_retries` times with
+//!   exponential backoff and jitter. Resending the same request cannot do more than the first
+//!   attempt did; a PATCH that still fails after the retries may have applied all the same,
+//!   which the allocation treats as such (the room is quarantined).
 //! - POST (create) is never blindly retried: after a timeout, a 5xx or a 429 the object is
 //!   looked up (conference by name, alias by alias) and returned if it exists, so a create can
 //!   never make a second room even when Pexip created it and still answered 500.

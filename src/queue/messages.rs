@@ -5,14 +5,24 @@
 //!   handing the room out costs Pexip one PATCH and no read. Earlier messages of this service
 //!   (`{"name","id"}`) and the older Python service's bare room names are still accepted; their
 //!   rooms are read from Pexip once when handed out.
-//! - Deletion (`room-deletion-queue`): `{"name","reason","first_enqueued","tag"}` (RFC 3339),
-//!   `reason` being `conference_ended` or `quarantine` (see [`QUARANTINE_REASON`]); a bare room
-//!   name is accepted too.
+//! - Deletion (`room-deletion-queue`): `{"name","reason","first_enqueued","tag","failures"}`
+//!   (RFC 3339), `reason` being `conference_ended`, `quarantine` (see [`QUARANTINE_REASON`]) or
+//!   `leak` (see [`LEAK_REASON`]); `failures` only when non-zero. A bare room name is accepted
+//!   too.
+//!
+//! Either may also arrive as base64 of one of those texts: an Azure Functions queue output
+//! binding writes base64 by default, and Storage Explorer offers it when adding a message.
+//! A text is read as base64 when it decodes to JSON of ours or to a room name. A text can be
+//! both a room name and base64 of another: base64 of a name always decodes to a name, a
+//! real name only by a rare accident (every decoded byte would have to be a name
+//! character), so the decoded reading wins. If it is wrong, its room is not found, and a
+//! pool message says so in the poison queue.
 //!
 //! A message that is neither is [`GarbledMessage`]: callers move it to the poison queue with
 //! a warning ([`super::Queue::move_to_poison`]) so it can never crash a run or loop forever.
 //! Room names are checked to be URL-path-safe because they end up in Pexip API paths.
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -93,10 +103,21 @@ impl PoolMessage {
         .expect("strings and an integer always serialise")
     }
 
-    /// Parse our JSON (either generation), or a plain room name written by the older service.
-    /// A message with only part of the room (a PIN without aliases, say) is read as one
-    /// without it: the room is then read from Pexip, never answered half-known.
+    /// Parse our JSON (either generation), or a plain room name written by the older service,
+    /// either as is or in base64 (see the module docs). A message with only part of the room
+    /// (a PIN without aliases, say) is read as one without it: the room is then read from
+    /// Pexip, never answered half-known.
     pub fn parse(text: &str) -> Result<Self, GarbledMessage> {
+        decoded_or_plain(text, Self::parse_plain)
+    }
+
+    /// Whether this message names its room only (a bare name: no id, no room), as the older
+    /// service wrote them: its room is looked up by name.
+    pub fn is_legacy(&self) -> bool {
+        self.id.is_none()
+    }
+
+    fn parse_plain(text: &str) -> Result<Self, GarbledMessage> {
         let trimmed = text.trim();
         if trimmed.starts_with('{') {
             let wire: PoolWire<'_> = serde_json::from_str(trimmed)
@@ -163,9 +184,16 @@ pub struct DeletionMessage {
     /// When the first message for this deletion was enqueued; kept when a message is
     /// re-enqueued (deferred) so the backlog's age stays visible.
     pub first_enqueued: OffsetDateTime,
-    /// The room's tag when its conference ended, as the event reported it. The garbage
-    /// collector refuses to delete a room whose tag has changed since: it was handed out again.
+    /// The room's tag when the message was written: when its conference ended (empty: it
+    /// ended untagged), the tag a quarantined room's PATCH attempted, or empty for a
+    /// suspected leak. `None` only in messages of the older service. The garbage collector
+    /// refuses to delete a room whose tag has changed since, either way: it was handed out
+    /// again (or given back).
     pub tag: Option<String>,
+    /// How many times the garbage collector has failed to settle this deletion (Pexip or the
+    /// records failed) in earlier copies of the message. A deferral sends the message again
+    /// with this count, so waiting (a live room, a backlog) never counts as failing.
+    pub failures: u32,
 }
 
 /// The reason given to a plain room name from the older service.
@@ -176,6 +204,14 @@ pub const LEGACY_DELETION_REASON: &str = "legacy";
 /// call's allocation record names it (its `tag` is the tag that was attempted).
 pub const QUARANTINE_REASON: &str = "quarantine";
 
+/// The reason of a room the reconciler suspects is leaked (ours, untagged, not seen in the
+/// pool, not live): the garbage collector looks again after the delay and deletes it only if
+/// all of that still holds.
+pub const LEAK_REASON: &str = "leak";
+
+/// The reason of a room whose conference ended (what the event sink writes).
+pub const CONFERENCE_ENDED_REASON: &str = "conference_ended";
+
 #[derive(Serialize, Deserialize)]
 struct DeletionWire<'a> {
     name: std::borrow::Cow<'a, str>,
@@ -185,25 +221,49 @@ struct DeletionWire<'a> {
     first_enqueued: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tag: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl DeletionMessage {
-    /// The message text: `{"name":…,"reason":…,"first_enqueued":"<RFC 3339>"}`.
+    /// A new deletion of `name` for `reason`, first enqueued now, with the tag the room had
+    /// (see [`Self::tag`]).
+    pub fn new(name: &str, reason: &str, tag: Option<&str>) -> Self {
+        Self {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+            first_enqueued: OffsetDateTime::now_utc(),
+            tag: tag.map(str::to_owned),
+            failures: 0,
+        }
+    }
+
+    /// The message text: `{"name":…,"reason":…,"first_enqueued":"<RFC 3339>"}`, plus `tag`
+    /// when known and `failures` when not zero.
     pub fn to_text(&self) -> String {
         serde_json::to_string(&DeletionWire {
             name: self.name.as_str().into(),
             reason: Some(self.reason.as_str().into()),
             first_enqueued: Some(self.first_enqueued),
             tag: self.tag.as_deref().map(Into::into),
+            failures: self.failures,
         })
         .expect("strings and an in-range date always serialise")
     }
 
-    /// Parse our JSON, or a plain room name written by the older service. A plain name (or
-    /// JSON without a time) gets `first_enqueued` = now: the time is unknown, and "now" never
-    /// makes a message look older than it is. Callers that have the queue's insertion time
-    /// may prefer it.
+    /// Parse our JSON, or a plain room name written by the older service, either as is or in
+    /// base64 (see the module docs). A plain name (or JSON without a time) gets
+    /// `first_enqueued` = now: the time is unknown, and "now" never makes a message look
+    /// older than it is. Callers that have the queue's insertion time may prefer it.
     pub fn parse(text: &str) -> Result<Self, GarbledMessage> {
+        decoded_or_plain(text, Self::parse_plain)
+    }
+
+    fn parse_plain(text: &str) -> Result<Self, GarbledMessage> {
         let trimmed = text.trim();
         if trimmed.starts_with('{') {
             let wire: DeletionWire<'_> = serde_json::from_str(trimmed).map_err(|e| {
@@ -217,6 +277,7 @@ impl DeletionMessage {
                     .map_or_else(|| LEGACY_DELETION_REASON.to_owned(), |r| r.into_owned()),
                 first_enqueued: wire.first_enqueued.unwrap_or_else(OffsetDateTime::now_utc),
                 tag: wire.tag.map(|t| t.into_owned()),
+                failures: wire.failures,
             });
         }
         check_room_name(trimmed)?;
@@ -225,8 +286,32 @@ impl DeletionMessage {
             reason: LEGACY_DELETION_REASON.to_owned(),
             first_enqueued: OffsetDateTime::now_utc(),
             tag: None,
+            failures: 0,
         })
     }
+}
+
+/// Parse `text` with `plain`, or its base64 decoding when that is JSON of ours or a room name
+/// (see the module docs for why the decoding wins).
+fn decoded_or_plain<T>(
+    text: &str,
+    plain: impl Fn(&str) -> Result<T, GarbledMessage>,
+) -> Result<T, GarbledMessage> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        return plain(trimmed);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(trimmed)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    if let Some(decoded) = decoded.as_deref().map(str::trim)
+        && (decoded.starts_with('{') || is_room_name(decoded))
+        && let Ok(parsed) = plain(decoded)
+    {
+        return Ok(parsed);
+    }
+    plain(trimmed)
 }
 
 /// Whether `name` is a URL-path-safe room name: 1–100 of ASCII letters, digits, `-`, `_`,
@@ -360,17 +445,65 @@ mod tests {
 
     #[test]
     fn deletion_messages_round_trip_with_reason_and_first_enqueued_time() {
-        let message = DeletionMessage {
+        let mut message = DeletionMessage {
             name: "vmr-a1b2".to_owned(),
             reason: "conference_ended".to_owned(),
             first_enqueued: datetime!(2026-09-24 13:08:00 UTC),
             tag: None,
+            failures: 0,
         };
         assert_eq!(
             message.to_text(),
             r#"{"name":"vmr-a1b2","reason":"conference_ended","first_enqueued":"2026-09-24T13:08:00Z"}"#
         );
         assert_eq!(DeletionMessage::parse(&message.to_text()).unwrap(), message);
+        // "Ended untagged" is not "unknown", and failures travel with the message.
+        message.tag = Some(String::new());
+        message.failures = 2;
+        assert_eq!(
+            message.to_text(),
+            r#"{"name":"vmr-a1b2","reason":"conference_ended","first_enqueued":"2026-09-24T13:08:00Z","tag":"","failures":2}"#
+        );
+        assert_eq!(DeletionMessage::parse(&message.to_text()).unwrap(), message);
+    }
+
+    fn base64(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn base64_of_our_formats_is_recognised() {
+        // Issue 13, item 8: what a Functions output binding or Storage Explorer writes.
+        let pool = r#"{"name":"vbv-a1b2","id":42,"guest_pin":"1234","aliases":["vbv-a1b2"]}"#;
+        assert_eq!(
+            PoolMessage::parse(&base64(pool)).unwrap(),
+            PoolMessage::parse(pool).unwrap()
+        );
+        let bare = PoolMessage::parse(&base64("idim_room.42")).unwrap();
+        assert_eq!((bare.name.as_str(), bare.id), ("idim_room.42", None));
+        assert!(bare.is_legacy());
+        let deletion = DeletionMessage::new("vbv-a1b2", LEAK_REASON, Some(""));
+        assert_eq!(
+            DeletionMessage::parse(&base64(&deletion.to_text())).unwrap(),
+            deletion
+        );
+        assert_eq!(
+            DeletionMessage::parse(&base64("vbv-a1b2")).unwrap().name,
+            "vbv-a1b2"
+        );
+        // A text that is both a name and base64 of a name is the decoded name; a name whose
+        // decoding is no name (almost every real one) is itself.
+        assert_eq!(base64("abc"), "YWJj");
+        assert_eq!(PoolMessage::parse("YWJj").unwrap().name, "abc");
+        for name in ["test", "vbv-3q2Kx0wYbqkS4o5cZl7n8A", "idimroom1234"] {
+            assert_eq!(PoolMessage::parse(name).unwrap().name, name);
+        }
+        // Base64 of anything else is as garbled as the thing itself.
+        // (Texts whose base64 is not a room name itself, i.e. padded.)
+        for text in ["a b!", "{", "[1,2]", "r\u{1}"] {
+            assert!(PoolMessage::parse(&base64(text)).is_err(), "{text:?}");
+            assert!(DeletionMessage::parse(&base64(text)).is_err(), "{text:?}");
+        }
     }
 
     #[test]
@@ -419,6 +552,7 @@ mod tests {
                 reason: "conference_ended".to_owned(),
                 first_enqueued: datetime!(2026-01-01 0:00 UTC),
                 tag: Some(format!("https://id.gov.bc.ca/idcheck/protected/video/{name}")),
+                failures: 3,
             };
             prop_assert_eq!(DeletionMessage::parse(&deletion.to_text()).unwrap(), deletion);
         }

@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use azure_core::http::Transport;
 
-pub use messages::{DeletionMessage, GarbledMessage, PoolMessage, PooledRoom, QUARANTINE_REASON};
+pub use messages::{
+    CONFERENCE_ENDED_REASON, DeletionMessage, GarbledMessage, LEAK_REASON, PoolMessage, PooledRoom,
+    QUARANTINE_REASON,
+};
 
 use crate::config::StorageSettings;
 use crate::storage::is_storage_name;
@@ -342,14 +345,20 @@ impl Queue {
         message: &ReceivedMessage,
         poison: &Queue,
     ) -> Result<(), QueueError> {
-        match poison.send(&message.text, Duration::ZERO).await {
-            Err(QueueError::QueueNotFound) => {
-                poison.ensure_exists().await?;
-                poison.send(&message.text, Duration::ZERO).await?;
-            }
-            other => other?,
-        }
+        poison.send_creating(&message.text).await?;
         self.delete(&message.receipt).await
+    }
+
+    /// Send `text`, visible at once, creating the queue first if it does not exist (for
+    /// poison queues, which nothing else creates before their first message).
+    pub async fn send_creating(&self, text: &str) -> Result<(), QueueError> {
+        match self.send(text, Duration::ZERO).await {
+            Err(QueueError::QueueNotFound) => {
+                self.ensure_exists().await?;
+                self.send(text, Duration::ZERO).await
+            }
+            other => other,
+        }
     }
 
     /// This queue's poison queue (`<name>-poison`).

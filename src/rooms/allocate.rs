@@ -228,7 +228,7 @@ impl RoomService {
             Err(e) => return Err(e.into()),
         }
         // From here the room is ours alone.
-        let Some(mut room) = self.pooled_room(&entry).await? else {
+        let Some(mut room) = self.pooled_room(&entry, &message.text).await? else {
             return Ok(Tried::Skipped);
         };
         let tag = claim.tag().to_owned();
@@ -309,7 +309,11 @@ impl RoomService {
 
     /// The room a pool message stands for: from the message itself, or (for messages written
     /// before they carried the room) read once from Pexip. `None`: gone, or already tagged.
-    async fn pooled_room(&self, entry: &PoolMessage) -> Result<Option<Conference>, RoomsError> {
+    async fn pooled_room(
+        &self,
+        entry: &PoolMessage,
+        text: &str,
+    ) -> Result<Option<Conference>, RoomsError> {
         if let (
             Some(id),
             Some(PooledRoom {
@@ -328,25 +332,16 @@ impl RoomService {
                 created.clone(),
             )));
         }
-        let pexip = &self.inner.pexip;
-        let found = match entry.id {
-            Some(id) => match pexip.get_conference(id).await {
-                Ok(c) => Ok(Some(c)),
-                Err(PexipError::NotFound) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => pexip.find_conference(&entry.name).await,
-        };
-        let found = match found {
+        let found = match self.pooled_room_now(&self.inner.pexip, entry).await {
             Ok(found) => found,
             Err(e) => {
                 // Nothing was sent to the room: it can go back to the pool.
-                self.requeue(entry).await;
+                self.requeue(entry, Duration::ZERO).await;
                 return Err(e.into());
             }
         };
-        let Some(mut conference) = found.filter(|c| c.name == entry.name) else {
-            tracing::info!(room.name = %entry.name, "pooled room no longer exists; skipped");
+        let Some(mut conference) = found else {
+            self.poison_unfound(entry, text).await;
             return Ok(None);
         };
         if !conference.tag.is_empty() {
@@ -472,12 +467,7 @@ impl RoomService {
     /// is leaked (logged).
     async fn quarantine(&self, name: &str, tag: &str) {
         Counters::add(&self.inner.stats.rooms_quarantined, 1);
-        let message = DeletionMessage {
-            name: name.to_owned(),
-            reason: QUARANTINE_REASON.to_owned(),
-            first_enqueued: OffsetDateTime::now_utc(),
-            tag: Some(tag.to_owned()),
-        };
+        let message = DeletionMessage::new(name, QUARANTINE_REASON, Some(tag));
         if let Err(e) = self
             .inner
             .deletion
@@ -512,17 +502,28 @@ impl RoomService {
         }
     }
 
-    /// Put a claimed room that nothing was sent to back in the pool. If this fails too the
-    /// room is leaked, and the reconciler will find it.
-    pub(super) async fn requeue(&self, entry: &PoolMessage) {
+    /// Put a claimed room that nothing was sent to back in the pool, visible after `delay`.
+    /// If this fails too the room is leaked, and the reconciler will find it.
+    pub(super) async fn requeue(&self, entry: &PoolMessage, delay: Duration) {
         // At most once: a second message for the room would let two callers claim it.
-        if let Err(e) = self
-            .inner
-            .pool
-            .send_once(&entry.to_text(), Duration::ZERO)
-            .await
-        {
+        if let Err(e) = self.inner.pool.send_once(&entry.to_text(), delay).await {
             tracing::warn!(room.name = %entry.name, error = %e, "claimed room could not be returned to the pool");
+        }
+    }
+
+    /// A claimed pool message whose room was not found. With an id, the room is gone and the
+    /// message is done. With only a name (the older service's messages), "not found" may
+    /// mean a name Pexip does not know as written: its text goes to the pool's poison queue
+    /// for an operator, or the room (not ours by name, so no reconciler looks for it) would
+    /// be lost for good.
+    pub(super) async fn poison_unfound(&self, entry: &PoolMessage, text: &str) {
+        if !entry.is_legacy() {
+            tracing::info!(room.name = %entry.name, "pooled room no longer exists; skipped");
+            return;
+        }
+        tracing::warn!(room.name = %entry.name, "no room has the name of a name-only pool message; message moved to the poison queue");
+        if let Err(e) = self.inner.pool_poison.send_creating(text).await {
+            tracing::warn!(room.name = %entry.name, error = %e, "could not move a pool message to the poison queue; it is lost");
         }
     }
 

@@ -7,18 +7,19 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
 use crate::domain::{RoomName, SinkEvent};
-use crate::queue::DeletionMessage;
+use crate::queue::{CONFERENCE_ENDED_REASON, DeletionMessage};
 
 /// What the event sink did with one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EventReport {
-    /// Events in the request (bulk envelopes unpacked).
+    /// Well-formed events in the request (bulk envelopes unpacked).
     pub events: usize,
+    /// Items of a bulk envelope that were not events (skipped, logged).
+    pub malformed: usize,
     /// Rooms queued for deletion.
     pub queued: usize,
     /// `conference_ended` events for persistent rooms, rooms not ours, or without a name.
@@ -29,11 +30,25 @@ impl RoomService {
     /// Queue each room whose conference ended for deletion after the grace period. A room
     /// named several times in one request (one `conference_ended` per node) is queued once.
     pub async fn handle_events(&self, events: &[SinkEvent]) -> Result<EventReport, RoomsError> {
+        let malformed = events
+            .iter()
+            .filter(|e| matches!(e, SinkEvent::Malformed))
+            .count();
         let mut report = EventReport {
-            events: events.len(),
+            events: events.len() - malformed,
+            malformed,
             ..EventReport::default()
         };
-        // Room → the tag its conference had (the GC refuses a room re-tagged since).
+        if malformed > 0 {
+            // Never the items themselves: they may hold anything.
+            tracing::warn!(
+                malformed,
+                events = report.events,
+                "event-sink bulk body with malformed items; the rest was accepted"
+            );
+        }
+        // Room → the tag its conference had (the GC refuses a room whose tag has changed
+        // since, either way).
         let mut rooms: BTreeMap<&RoomName, &str> = BTreeMap::new();
         for event in events {
             match event {
@@ -47,17 +62,14 @@ impl RoomService {
                     report.skipped += 1;
                 }
                 SinkEvent::UnnamedConferenceEnded => report.skipped += 1,
-                SinkEvent::Ignored(_) => {}
+                SinkEvent::Ignored(_) | SinkEvent::Malformed => {}
             }
         }
         let grace = self.inner.settings.delete_grace;
         for (room, tag) in rooms {
-            let message = DeletionMessage {
-                name: room.as_str().to_owned(),
-                reason: "conference_ended".to_owned(),
-                first_enqueued: OffsetDateTime::now_utc(),
-                tag: (!tag.is_empty()).then(|| tag.to_owned()),
-            };
+            // The tag even when empty: "ended untagged" lets the GC refuse a room handed out
+            // since.
+            let message = DeletionMessage::new(room.as_str(), CONFERENCE_ENDED_REASON, Some(tag));
             self.inner.deletion.send(&message.to_text(), grace).await?;
             report.queued += 1;
             Counters::add(&self.inner.stats.deletions_queued, 1);

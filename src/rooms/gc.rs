@@ -2,15 +2,29 @@
 //!
 //! It loops until the queue is empty or the time budget is spent (the old service took 20
 //! messages per run, ≤ 120 deletions an hour). Per batch of up to 32 messages it asks Pexip
-//! twice (which rooms are live; which of the named rooms exist) and then deletes with the
+//! which rooms are live and which of the named rooms exist, then settles each room with the
 //! client's bounded concurrency, so Pexip latency, not round trips per room, sets the pace.
 //!
-//! Per room: persistent → never touched; live again → deferred by the grace period; gone →
-//! done; not ours, or re-tagged since the event → left alone; otherwise deleted (404 = done),
-//! and its call's allocation record with it. A *quarantined* room (a tagging PATCH that may
-//! still apply was sent to it) is deleted unless its call's record names it: then it is the
-//! call's room after all. A message that keeps failing is moved to the poison queue after
-//! `GC_MAX_DEQUEUE` tries.
+//! Per room (its messages grouped):
+//! - persistent → never touched; live in the batch's snapshot → deferred; gone → done;
+//! - its conference ended → deleted only while its tag is one a `conference_ended` saw: a
+//!   room whose tag changed since, either way (handed out after it ended untagged in the
+//!   pool, or given back), is left alone;
+//! - *quarantined* (a tagging PATCH that may still apply was sent to it) → deleted unless it
+//!   carries another call's tag, or its call's record names it (then it is the call's room);
+//! - a *suspected leak* (from the reconciler) → deleted only if it is still untagged and
+//!   still not in the pool, looked at again now, a grace period after the suspicion;
+//!
+//! and every deletion goes through [`RoomService::delete_if_idle`] (ours, not persistent, not
+//! live per the status API asked right before the `DELETE`).
+//!
+//! **Waiting is not failing.** A message deferred (live again, not old enough, already
+//! deferred in this run) is sent again as a fresh message carrying the failures of its
+//! earlier copies, and the old one deleted. Only what a copy was received for without being
+//! settled — Pexip or the records failed, the process died — counts towards
+//! `GC_MAX_DEQUEUE`: the copy's failures plus its dequeue count. (Deferring by changing the
+//! visibility keeps the dequeue count rising; under a backlog, rooms live for a while reached
+//! the poison queue in about two runs.)
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -21,16 +35,17 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::RoomService;
+use super::deletion::Deletion;
 use super::stats::Counters;
-use crate::pexip::{Conference, Deleted};
-use crate::queue::{DeletionMessage, QUARANTINE_REASON, ReceivedMessage};
+use crate::pexip::Conference;
+use crate::queue::{DeletionMessage, LEAK_REASON, QUARANTINE_REASON, ReceivedMessage};
 
 /// Messages per receive (the service maximum).
 const BATCH: u8 = 32;
 /// How long received messages stay hidden while a batch is processed; a message whose room
 /// failed to delete comes back after this.
 const GC_VISIBILITY: Duration = Duration::from_secs(120);
-/// Rooms deleted at once; the Pexip client's cap bounds the real concurrency.
+/// Rooms settled at once; the Pexip client's cap bounds the real concurrency.
 const DELETE_CONCURRENCY: usize = 5;
 /// Queue updates (deletes, deferrals) sent at once; queue requests are not under the Pexip cap.
 const QUEUE_CONCURRENCY: usize = 16;
@@ -56,10 +71,14 @@ pub struct GcReport {
     pub deferred_young: usize,
     /// Persistent rooms, never deleted.
     pub skipped_persistent: usize,
-    /// Rooms that are not ours or were re-tagged since the event.
+    /// Rooms that are not ours, or whose tag changed since their event.
     pub skipped_not_ours: usize,
     /// Quarantined rooms kept because their call's allocation record names them.
     pub quarantine_kept: usize,
+    /// Suspected leaks deleted after the second look.
+    pub leaks_deleted: usize,
+    /// Suspected leaks that were not (tagged since, or in the pool after all): kept.
+    pub not_leaks: usize,
     /// Messages moved to the poison queue (garbled or failed too often).
     pub poisoned: usize,
     /// Rooms whose deletion failed; their messages come back for another try.
@@ -72,16 +91,67 @@ pub struct GcReport {
     pub duration_ms: u64,
 }
 
-/// One room's messages in a batch.
+/// A received message and what it says.
+struct Entry {
+    message: ReceivedMessage,
+    deletion: DeletionMessage,
+}
+
+/// Which rule a message asks for; a room with several kinds of messages follows the highest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rule {
+    Leak,
+    Quarantine,
+    Ended,
+}
+
+impl Rule {
+    fn of(deletion: &DeletionMessage) -> Self {
+        match deletion.reason.as_str() {
+            QUARANTINE_REASON => Rule::Quarantine,
+            LEAK_REASON => Rule::Leak,
+            // `conference_ended`, and whatever the older service wrote.
+            _ => Rule::Ended,
+        }
+    }
+}
+
+/// One room's messages in a batch, the one that decides first.
 #[derive(Default)]
 struct Group {
-    messages: Vec<ReceivedMessage>,
-    /// The tag the room had when its conference ended, if the event said.
-    tag: Option<String>,
-    /// Whether a message says its conference ended (not only that it was quarantined).
-    ended: bool,
-    /// The tag a tagging PATCH attempted, when the room was quarantined.
-    quarantined_for: Option<String>,
+    entries: Vec<Entry>,
+}
+
+impl Group {
+    fn rule(&self) -> Rule {
+        self.entries
+            .iter()
+            .map(|e| Rule::of(&e.deletion))
+            .max()
+            .unwrap_or(Rule::Ended)
+    }
+
+    /// The tags the room's `conference_ended` messages saw (`None`: unknown, older service).
+    fn ended_tags(&self) -> impl Iterator<Item = Option<&str>> {
+        self.entries
+            .iter()
+            .filter(|e| Rule::of(&e.deletion) == Rule::Ended)
+            .map(|e| e.deletion.tag.as_deref())
+    }
+
+    /// The tag a quarantined room's PATCH attempted.
+    fn attempted_tag(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .filter(|e| Rule::of(&e.deletion) == Rule::Quarantine)
+            .find_map(|e| e.deletion.tag.as_deref())
+    }
+
+    /// The message that decides (kept, or deferred, for the room), first.
+    fn sort(&mut self) {
+        self.entries
+            .sort_by_key(|e| std::cmp::Reverse(Rule::of(&e.deletion)));
+    }
 }
 
 /// What happened to one room.
@@ -92,7 +162,34 @@ enum Outcome {
     NotOurs,
     /// Quarantined, but its call's record names it: the call's room.
     Kept,
+    /// A suspected leak, deleted.
+    LeakDeleted,
+    /// A suspected leak that is not one.
+    NotLeak,
     Failed,
+}
+
+impl From<Deletion> for Outcome {
+    fn from(deletion: Deletion) -> Self {
+        match deletion {
+            Deletion::Deleted => Outcome::Deleted,
+            Deletion::Gone => Outcome::Gone,
+            Deletion::Live => Outcome::DeferLive,
+            Deletion::Refused => Outcome::NotOurs,
+            Deletion::Failed => Outcome::Failed,
+        }
+    }
+}
+
+/// What one run remembers across its batches.
+#[derive(Default)]
+struct Run {
+    /// Rooms settled in this run: later messages naming them are duplicates.
+    settled: HashSet<String>,
+    /// Rooms found live in this run: a message seeing them again waits for a later run.
+    deferred: HashSet<String>,
+    /// The pool's room names, listed once per run when a suspected leak needs them.
+    pooled: tokio::sync::OnceCell<HashSet<String>>,
 }
 
 impl RoomService {
@@ -101,17 +198,15 @@ impl RoomService {
         let started = Instant::now();
         let deadline = started + self.inner.settings.gc_time_budget;
         let mut report = GcReport::default();
-        // Rooms settled in this run: later messages naming them are duplicates.
-        let mut settled: HashSet<String> = HashSet::new();
-        // Rooms found live in this run: a message seeing them again waits for a later run.
-        let mut deferred: HashSet<String> = HashSet::new();
+        let mut run = Run::default();
         loop {
             if Instant::now() >= deadline {
                 report.budget_exhausted = true;
                 break;
             }
             // Ask Pexip first: if it is down, stop before receiving, so an outage does not
-            // raise dequeue counts towards the poison queue.
+            // raise dequeue counts towards the poison queue. The answer also spares a look
+            // at rooms already known to be live; every deletion asks again for its room.
             let live = match self.inner.pexip.background().live_conferences(&[]).await {
                 Ok(list) => list.into_iter().map(|c| c.name).collect::<HashSet<_>>(),
                 Err(e) => {
@@ -131,7 +226,7 @@ impl RoomService {
             };
             report.received += batch.len();
             if !self
-                .process_batch(batch, &live, &mut settled, &mut deferred, &mut report)
+                .process_batch(batch, &live, &mut run, &mut report)
                 .await
             {
                 report.interrupted = true;
@@ -139,13 +234,18 @@ impl RoomService {
             }
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
-        Counters::add(&self.inner.stats.rooms_deleted, report.deleted as u64);
+        Counters::add(
+            &self.inner.stats.rooms_deleted,
+            (report.deleted + report.leaks_deleted) as u64,
+        );
+        Counters::add(&self.inner.stats.leaks_found, report.leaks_deleted as u64);
         tracing::info!(
             gc.received = report.received,
             gc.deleted = report.deleted,
             gc.already_gone = report.already_gone,
             gc.duplicates = report.duplicates,
             gc.deferred_live = report.deferred_live,
+            gc.leaks_deleted = report.leaks_deleted,
             gc.poisoned = report.poisoned,
             gc.failed = report.failed,
             duration_ms = report.duration_ms,
@@ -159,63 +259,58 @@ impl RoomService {
         &self,
         batch: Vec<ReceivedMessage>,
         live: &HashSet<String>,
-        settled: &mut HashSet<String>,
-        deferred: &mut HashSet<String>,
+        run: &mut Run,
         report: &mut GcReport,
     ) -> bool {
         let live_deferral = self.inner.settings.delete_grace.max(MIN_LIVE_DEFERRAL);
         let mut groups: HashMap<String, Group> = HashMap::new();
         // Messages settled without asking Pexip: forgotten (None) or deferred (Some).
-        let mut early: Vec<(ReceivedMessage, Option<Duration>)> = Vec::new();
+        let mut early: Vec<(Entry, Option<Duration>)> = Vec::new();
         for message in batch {
-            let Ok(entry) = DeletionMessage::parse(&message.text) else {
+            let Ok(deletion) = DeletionMessage::parse(&message.text) else {
                 tracing::warn!("garbled deletion message moved to the poison queue");
                 self.poison(&message, report).await;
                 continue;
             };
-            if message.dequeue_count > self.inner.settings.gc_max_dequeue {
-                tracing::warn!(room.name = %entry.name, dequeue_count = message.dequeue_count, "deletion failed too often; moved to the poison queue");
+            if deletion.failures.saturating_add(message.dequeue_count)
+                > self.inner.settings.gc_max_dequeue
+            {
+                tracing::warn!(room.name = %deletion.name, failures = deletion.failures, dequeue_count = message.dequeue_count, "deletion failed too often; moved to the poison queue");
                 self.poison(&message, report).await;
                 continue;
             }
-            if settled.contains(&entry.name) {
+            let name = deletion.name.clone();
+            let entry = Entry { message, deletion };
+            if run.settled.contains(&name) {
                 report.duplicates += 1;
-                early.push((message, None));
+                early.push((entry, None));
                 continue;
             }
-            if deferred.contains(&entry.name) {
-                early.push((message, Some(live_deferral)));
+            if run.deferred.contains(&name) {
+                early.push((entry, Some(live_deferral)));
                 continue;
             }
-            if let Some(wait) = self.too_young(&message) {
+            if let Some(wait) = self.too_young(&entry) {
                 report.deferred_young += 1;
-                early.push((message, Some(wait)));
+                early.push((entry, Some(wait)));
                 continue;
             }
-            if self.is_persistent(&entry.name) {
+            if self.is_persistent(&name) {
                 report.skipped_persistent += 1;
-                early.push((message, None));
+                early.push((entry, None));
                 continue;
             }
-            let group = groups.entry(entry.name.clone()).or_default();
-            if entry.reason == QUARANTINE_REASON {
-                group.quarantined_for = group.quarantined_for.take().or(entry.tag);
-            } else {
-                group.ended = true;
-                group.tag = group.tag.take().or(entry.tag);
-            }
-            group.messages.push(message);
+            groups.entry(name).or_default().entries.push(entry);
         }
-        let mut updates: Vec<(&ReceivedMessage, Option<Duration>)> = Vec::new();
-        for (message, defer) in &early {
-            updates.push((message, *defer));
-        }
+        let updates: Vec<(&Entry, Option<Duration>)> =
+            early.iter().map(|(entry, defer)| (entry, *defer)).collect();
         self.apply(updates).await;
         if groups.is_empty() {
             return true;
         }
 
-        // One list call for every room named in the batch.
+        // One list call for every room named in the batch, matched by name here (a node that
+        // ignored the filter answers every room).
         let names: Vec<&str> = groups.keys().map(String::as_str).collect();
         let joined = names.join(",");
         let rooms = match self
@@ -232,19 +327,24 @@ impl RoomService {
                 return false;
             }
         };
-        let mut by_name: HashMap<String, Conference> =
-            rooms.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let mut by_name: HashMap<String, Conference> = rooms
+            .into_iter()
+            .filter(|c| groups.contains_key(&c.name))
+            .map(|c| (c.name.clone(), c))
+            .collect();
 
         let work: Vec<(String, Group, Option<Conference>)> = groups
             .into_iter()
-            .map(|(name, group)| {
+            .map(|(name, mut group)| {
+                group.sort();
                 let room = by_name.remove(&name);
                 (name, group, room)
             })
             .collect();
+        let run_ref = &*run;
         let outcomes: Vec<(String, Group, Outcome)> = futures::stream::iter(work)
             .map(|(name, group, room)| async move {
-                let outcome = self.settle(&name, &group, room, live).await;
+                let outcome = self.settle(&name, &group, room, live, run_ref).await;
                 (name, group, outcome)
             })
             .buffer_unordered(DELETE_CONCURRENCY)
@@ -253,10 +353,10 @@ impl RoomService {
 
         // The queue updates of the whole batch go out together: one by one they took
         // longer than the deletions themselves.
-        let mut updates: Vec<(&ReceivedMessage, Option<Duration>)> = Vec::new();
+        let mut updates: Vec<(&Entry, Option<Duration>)> = Vec::new();
         for (name, group, outcome) in &outcomes {
-            let (first, rest) = group.messages.split_first().expect("a group has a message");
-            match outcome {
+            let (first, rest) = group.entries.split_first().expect("a group has a message");
+            let settled = match outcome {
                 Outcome::Failed => {
                     // Leave every message: they come back after GC_VISIBILITY.
                     report.failed += 1;
@@ -265,43 +365,52 @@ impl RoomService {
                 Outcome::DeferLive => {
                     report.deferred_live += 1;
                     updates.push((first, Some(live_deferral)));
-                    deferred.insert(name.clone());
+                    run.deferred.insert(name.clone());
+                    false
                 }
                 Outcome::Deleted => {
                     report.deleted += 1;
-                    updates.push((first, None));
-                    settled.insert(name.clone());
+                    true
                 }
                 Outcome::Gone => {
                     report.already_gone += 1;
-                    updates.push((first, None));
-                    settled.insert(name.clone());
+                    true
                 }
                 Outcome::NotOurs => {
                     report.skipped_not_ours += 1;
-                    updates.push((first, None));
-                    settled.insert(name.clone());
+                    true
                 }
                 Outcome::Kept => {
                     report.quarantine_kept += 1;
-                    updates.push((first, None));
-                    settled.insert(name.clone());
+                    true
                 }
+                Outcome::LeakDeleted => {
+                    report.leaks_deleted += 1;
+                    true
+                }
+                Outcome::NotLeak => {
+                    report.not_leaks += 1;
+                    true
+                }
+            };
+            if settled {
+                updates.push((first, None));
+                run.settled.insert(name.clone());
             }
             report.duplicates += rest.len();
-            updates.extend(rest.iter().map(|m| (m, None)));
+            updates.extend(rest.iter().map(|e| (e, None)));
         }
         self.apply(updates).await;
         true
     }
 
     /// Forget (`None`) or defer (`Some(delay)`) messages, several at a time.
-    async fn apply(&self, updates: Vec<(&ReceivedMessage, Option<Duration>)>) {
+    async fn apply(&self, updates: Vec<(&Entry, Option<Duration>)>) {
         futures::stream::iter(updates)
-            .for_each_concurrent(QUEUE_CONCURRENCY, |(message, defer)| async move {
+            .for_each_concurrent(QUEUE_CONCURRENCY, |(entry, defer)| async move {
                 match defer {
-                    None => self.forget(message).await,
-                    Some(by) => self.defer(message, by).await,
+                    None => self.forget(&entry.message).await,
+                    Some(by) => self.defer(entry, by).await,
                 }
             })
             .await;
@@ -314,6 +423,7 @@ impl RoomService {
         group: &Group,
         room: Option<Conference>,
         live: &HashSet<String>,
+        run: &Run,
     ) -> Outcome {
         if live.contains(name) {
             tracing::info!(room.name = %name, "conference live again; deletion deferred");
@@ -322,32 +432,35 @@ impl RoomService {
         let Some(room) = room else {
             return Outcome::Gone;
         };
-        if let (false, Some(attempted)) = (group.ended, group.quarantined_for.as_deref()) {
-            return self.settle_quarantined(room, attempted).await;
+        match group.rule() {
+            Rule::Ended => self.settle_ended(&room, group).await,
+            Rule::Quarantine => {
+                let attempted = group.attempted_tag().unwrap_or_default();
+                self.settle_quarantined(&room, attempted).await
+            }
+            Rule::Leak => self.settle_leak(&room, run).await,
         }
-        let event_tag = group.tag.as_deref();
-        let retagged = event_tag.is_some_and(|t| !t.is_empty() && t != room.tag);
-        if retagged || !self.is_ours(&room.name, &room.tag) {
-            tracing::warn!(room.name = %name, "room is not ours or was re-tagged since its conference ended; not deleted");
+    }
+
+    /// A room whose conference ended: deleted while its tag is still one the events saw.
+    async fn settle_ended(&self, room: &Conference, group: &Group) -> Outcome {
+        let unchanged = group
+            .ended_tags()
+            .any(|seen| seen.is_none_or(|seen| seen == room.tag));
+        if !unchanged {
+            tracing::warn!(room.name = %room.name, "room re-tagged since its conference ended; not deleted");
             return Outcome::NotOurs;
         }
-        let outcome = self
-            .delete_now(&room, "room deleted after its conference ended")
-            .await;
-        if matches!(outcome, Outcome::Deleted | Outcome::Gone) && !room.tag.is_empty() {
-            self.forget_record(&room).await;
-        }
-        outcome
+        self.delete_if_idle(room, &room.tag, "room deleted after its conference ended")
+            .await
+            .into()
     }
 
     /// A quarantined room: deleted unless the call it was being tagged for holds it after
     /// all (its record names it), or it carries another call's tag.
-    async fn settle_quarantined(&self, room: Conference, attempted: &str) -> Outcome {
-        if !room.tag.is_empty() && room.tag != attempted {
+    async fn settle_quarantined(&self, room: &Conference, attempted: &str) -> Outcome {
+        if attempted.is_empty() || (!room.tag.is_empty() && room.tag != attempted) {
             tracing::warn!(room.name = %room.name, "quarantined room carries another tag; not deleted");
-            return Outcome::NotOurs;
-        }
-        if !self.is_ours(&room.name, attempted) {
             return Outcome::NotOurs;
         }
         match self.inner.locks.names_room(attempted, room.id).await {
@@ -355,7 +468,12 @@ impl RoomService {
                 tracing::info!(room.name = %room.name, "quarantined room is its call's room; kept");
                 Outcome::Kept
             }
-            Ok(false) => self.delete_now(&room, "quarantined room deleted").await,
+            // Judged as ours by the tag that was attempted: a room of the replaced service's
+            // pool has our tag format, not our prefix.
+            Ok(false) => self
+                .delete_if_idle(room, attempted, "quarantined room deleted")
+                .await
+                .into(),
             Err(e) => {
                 tracing::warn!(room.name = %room.name, error = %e, "cannot read the call's allocation record; will retry");
                 Outcome::Failed
@@ -363,40 +481,44 @@ impl RoomService {
         }
     }
 
-    async fn delete_now(&self, room: &Conference, done: &'static str) -> Outcome {
-        match self
-            .inner
-            .pexip
-            .background()
-            .delete_conference(room.id)
-            .await
-        {
-            Ok(Deleted::Now) => {
-                tracing::info!(room.name = %room.name, "{done}");
-                Outcome::Deleted
+    /// A suspected leak, looked at again: still untagged and still not in the pool.
+    async fn settle_leak(&self, room: &Conference, run: &Run) -> Outcome {
+        if !room.tag.is_empty() {
+            tracing::info!(room.name = %room.name, "suspected leak was tagged since; kept");
+            return Outcome::NotLeak;
+        }
+        let pooled = run
+            .pooled
+            .get_or_try_init(|| async { self.pooled_names().await })
+            .await;
+        match pooled {
+            Ok(pooled) if pooled.contains(&room.name) => {
+                tracing::info!(room.name = %room.name, "suspected leak is in the pool; kept");
+                return Outcome::NotLeak;
             }
-            Ok(Deleted::AlreadyGone) => Outcome::Gone,
+            Ok(_) => {}
             Err(e) => {
-                tracing::warn!(room.name = %room.name, error = %e, "room deletion failed; will retry");
-                Outcome::Failed
+                tracing::warn!(room.name = %room.name, error = %e, "cannot list the pool to check a suspected leak; will retry");
+                return Outcome::Failed;
             }
         }
-    }
-
-    /// Remove the allocation record of a deleted room's call (if it names the room). A
-    /// failure only leaves it for the sweep.
-    pub(super) async fn forget_record(&self, room: &Conference) {
-        if let Err(e) = self.inner.locks.forget_room(&room.tag, room.id).await {
-            tracing::warn!(room.name = %room.name, error = %e, "could not remove the allocation record of a deleted room");
+        if self.inner.settings.reconcile_dry_run {
+            tracing::warn!(room.name = %room.name, "leaked room found (dry run: kept)");
+            return Outcome::NotLeak;
+        }
+        match self.delete_if_idle(room, "", "leaked room deleted").await {
+            Deletion::Deleted => Outcome::LeakDeleted,
+            other => other.into(),
         }
     }
 
-    /// How much longer a message must wait, if it was written without a visibility delay
-    /// (older service) and is younger than the grace period.
-    fn too_young(&self, message: &ReceivedMessage) -> Option<Duration> {
+    /// How much longer a message must wait, if it is younger than the grace period: a
+    /// message written without a visibility delay (older service). Its age counts from the
+    /// earlier of the queue's insertion time and the time the message carries (which its
+    /// copies keep when they are deferred).
+    fn too_young(&self, entry: &Entry) -> Option<Duration> {
         let grace = self.inner.settings.delete_grace;
-        let inserted = message.inserted_at?;
-        let age = OffsetDateTime::now_utc() - inserted;
+        let age = OffsetDateTime::now_utc() - first_enqueued(entry);
         let age = Duration::try_from(age).unwrap_or(Duration::ZERO);
         (age + AGE_TOLERANCE < grace).then(|| grace - age)
     }
@@ -407,14 +529,29 @@ impl RoomService {
         }
     }
 
-    async fn defer(&self, message: &ReceivedMessage, by: Duration) {
-        if let Err(e) = self
-            .inner
+    /// Defer a message by sending it again, delayed, with the failures of this copy added,
+    /// and deleting this copy. If the send fails, the copy is hidden instead (its dequeue
+    /// count then keeps rising, but nothing is lost).
+    async fn defer(&self, entry: &Entry, by: Duration) {
+        let failures = entry
             .deletion
-            .set_visibility(&message.receipt, by)
-            .await
-        {
-            tracing::debug!(error = %e, "could not defer a deletion message");
+            .failures
+            .saturating_add(entry.message.dequeue_count.saturating_sub(1));
+        let again = DeletionMessage {
+            failures,
+            first_enqueued: first_enqueued(entry),
+            ..entry.deletion.clone()
+        };
+        let queue = &self.inner.deletion;
+        match queue.send(&again.to_text(), by).await {
+            // A delete that fails leaves a duplicate, which the next run settles as one.
+            Ok(()) => self.forget(&entry.message).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not send a deferred deletion again; hiding it instead");
+                if let Err(e) = queue.set_visibility(&entry.message.receipt, by).await {
+                    tracing::debug!(error = %e, "could not defer a deletion message");
+                }
+            }
         }
     }
 
@@ -429,4 +566,14 @@ impl RoomService {
             Err(e) => tracing::warn!(error = %e, "could not move a message to the poison queue"),
         }
     }
+}
+
+/// When the deletion was first asked for: the time the message carries, or the queue's
+/// insertion time when that is earlier (a bare name from the older service carries none).
+fn first_enqueued(entry: &Entry) -> OffsetDateTime {
+    let carried = entry.deletion.first_enqueued;
+    entry
+        .message
+        .inserted_at
+        .map_or(carried, |inserted| inserted.min(carried))
 }

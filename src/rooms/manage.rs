@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::deletion::Deletion;
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
 use crate::config::RoomSettings;
@@ -242,44 +243,27 @@ impl RoomService {
         use futures::StreamExt as _;
         // Clear first, so no caller is handed a room we are about to delete.
         self.inner.pool.clear().await?;
-        let background = self.inner.pexip.background();
-        let prefix = self.inner.settings.name_prefix.as_str();
-        let rooms = background
-            .list_conferences(&[("name__startswith", prefix)])
-            .await?;
-        let live: std::collections::HashSet<String> = background
-            .live_conferences(&[])
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        let total = rooms.len();
-        let targets: Vec<Conference> = rooms
-            .into_iter()
-            .filter(|c| !self.is_persistent(&c.name) && !live.contains(&c.name))
-            .collect();
-        let skipped_live = total - targets.len();
-        let deleted = futures::stream::iter(targets)
-            .map(|room| {
-                let (background, service) = (background.clone(), self.clone());
-                async move {
-                    let deleted = matches!(
-                        background.delete_conference(room.id).await,
-                        Ok(Deleted::Now)
-                    );
-                    if deleted && !room.tag.is_empty() {
-                        // Its call's record would answer a room that is gone.
-                        service.forget_record(&room).await;
-                    }
-                    deleted
-                }
+        let rooms = self.our_rooms(&self.inner.pexip.background()).await?;
+        let targets = rooms.into_iter().filter(|c| !self.is_persistent(&c.name));
+        // Each room's live check comes right before its own delete (`deletion.rs`).
+        let outcomes: Vec<Deletion> = futures::stream::iter(targets)
+            .map(|room| async move {
+                self.delete_if_idle(&room, &room.tag, "room deleted by a bulk delete")
+                    .await
             })
             .buffer_unordered(5)
-            .filter(|deleted| std::future::ready(*deleted))
-            .count()
+            .collect()
             .await;
+        let deleted = outcomes
+            .iter()
+            .filter(|d| matches!(d, Deletion::Deleted))
+            .count();
+        let live = outcomes
+            .iter()
+            .filter(|d| matches!(d, Deletion::Live))
+            .count();
         Counters::add(&self.inner.stats.rooms_deleted, deleted as u64);
-        Ok((deleted, skipped_live))
+        Ok((deleted, live))
     }
 }
 

@@ -41,15 +41,15 @@ impl RoomService {
     pub async fn collect_metrics(&self) -> MetricsReport {
         let i = &self.inner;
         let background = i.pexip.background();
-        let prefix = i.settings.name_prefix.as_str();
-        let managed_filter = [("name__startswith", prefix)];
+        // Listed, not counted with `limit=1`: a count cannot be checked against the filter,
+        // and a node that ignores the filter would count every room of the node.
         let (pool, deletion, pool_poison, deletion_poison, live, managed) = tokio::join!(
             i.pool.approximate_count(),
             i.deletion.approximate_count(),
             i.pool_poison.approximate_count(),
             i.deletion_poison.approximate_count(),
             background.live_counts(),
-            background.count_conferences(&managed_filter),
+            self.our_rooms(&background),
         );
         let live = live.ok();
         let now = Baseline {
@@ -76,7 +76,7 @@ impl RoomService {
                 .map(|(a, b)| a + b),
             live_conferences: live.as_ref().map(|l| l.conferences),
             live_participants: live.as_ref().map(|l| l.participants),
-            managed_rooms: managed.ok(),
+            managed_rooms: managed.ok().map(|rooms| rooms.len() as u64),
             since_last,
             pexip_since_last,
         };

@@ -8,14 +8,17 @@
 //! - a video call gets at most one room: its allocation record ([`crate::locks`]) names it,
 //!   across instances;
 //! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, not
-//!   live according to Pexip's status API, and — when quarantined — not the room its call's
-//!   record names;
+//!   live according to Pexip's status API asked right before its `DELETE` (`deletion.rs`),
+//!   and — when quarantined — not the room its call's record names;
+//! - what a filtered Pexip list returns is checked again here: Tastypie ignores a filter on a
+//!   field it does not know and answers the whole list (docs/pexip.md §1.4);
 //! - the explicit room routes (read, update, delete, the agent's read) see only managed rooms:
 //!   ours by name or tag, or persistent; any other VMR on the node is "not found" to them;
 //! - deletion messages that fail stay for redelivery until they are moved to the poison queue.
 
 mod allocate;
 mod bulk;
+mod deletion;
 mod events;
 mod gc;
 mod health;
@@ -24,6 +27,7 @@ mod metrics;
 mod reconcile;
 mod stats;
 mod turns;
+mod unused;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -38,6 +42,7 @@ pub use manage::{RoomPatch, RoomPatchError};
 pub use metrics::MetricsReport;
 pub use reconcile::{ReconcileReport, TopUpReport};
 pub use stats::ServiceStats;
+pub use unused::UnusedReport;
 
 use crate::config::RoomSettings;
 use crate::domain::{PinPair, RoomName};
@@ -258,6 +263,18 @@ impl RoomService {
     /// at cut-over), or persistent. Every other VMR of the node belongs to someone else.
     fn is_managed(&self, room: &Conference) -> bool {
         self.is_ours(&room.name, &room.tag) || self.is_persistent(&room.name)
+    }
+
+    /// Every room with our name prefix. Pexip's `name__startswith` narrows the list, and
+    /// each room is checked again here: a node that does not know a filter ignores it and
+    /// answers every room of the node (docs/pexip.md §1.4), other teams' rooms included.
+    async fn our_rooms(&self, pexip: &PexipClient) -> Result<Vec<Conference>, PexipError> {
+        let prefix = self.inner.settings.name_prefix.as_str();
+        let mut rooms = pexip
+            .list_conferences(&[("name__startswith", prefix)])
+            .await?;
+        rooms.retain(|room| room.name.starts_with(prefix));
+        Ok(rooms)
     }
 
     /// True for rooms this service created (its name prefix) or handed out (its tag format).

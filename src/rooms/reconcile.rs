@@ -5,6 +5,15 @@
 //! and older than `LEAK_MIN_AGE_SECONDS` — the trace of a crash between "pool message
 //! deleted" and "room tagged", or of a refill that created a room but could not enqueue it.
 //! Rooms without our prefix are never touched.
+//!
+//! The reconciler only *suspects*: what it sees of the pool is a moment's view (messages
+//! still in their ready delay, or held by a claim in progress, cannot be received), so a
+//! pooled or just-claimed room can look leaked. A suspect goes to the deletion queue, delayed
+//! by the grace period, and the garbage collector looks again then — still untagged, still
+//! not in the pool, not live — before it deletes (`gc.rs`). A room would have to look leaked
+//! twice, a grace period apart, to be deleted; a claim holds a message for seconds. And
+//! `LEAK_MIN_AGE_SECONDS` is at least the ready delay plus a minute, so a pooled room's
+//! message is receivable by the time the room is old enough to be suspected.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -13,17 +22,21 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::deletion::Deletion;
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
 use crate::locks::SweepReport;
-use crate::pexip::{Conference, Deleted, PexipError};
-use crate::queue::{MAX_RECEIVE, PoolMessage, ReceivedMessage};
+use crate::pexip::{Conference, PexipError};
+use crate::queue::{DeletionMessage, LEAK_REASON, MAX_RECEIVE, PoolMessage, ReceivedMessage};
 
-/// How long pool messages are hidden while the reconciler lists the pool. Allocations in that
-/// window fall back to creating a room, so keep it short.
+/// How long pool messages are hidden while the pool is listed. Allocations in that window
+/// fall back to creating a room, so keep it short.
 const ENUMERATE_VISIBILITY: Duration = Duration::from_secs(2);
 /// Upper bound on receives while listing the pool (32 messages each).
 const MAX_ENUMERATE_ROUNDS: usize = 500;
+/// Receives in a row that bring only messages seen before (they reappeared: the listing
+/// outlasted their visibility) after which the listing stops.
+const MAX_STALE_ROUNDS: usize = 3;
 /// How long a surplus pool message stays hidden while its room is checked and deleted.
 const TRIM_VISIBILITY: Duration = Duration::from_secs(30);
 /// Upper bound on receives while trimming (32 messages each).
@@ -53,10 +66,10 @@ pub struct ReconcileReport {
     pub our_rooms: usize,
     /// Rooms found in the pool.
     pub pooled: usize,
-    /// Leaks found.
+    /// Suspected leaks: ours, untagged, old enough, not seen in the pool, not live.
     pub leaks: usize,
-    /// Leaks deleted (0 in dry-run mode).
-    pub deleted: usize,
+    /// Suspects queued for the garbage collector's second look (0 in dry-run mode).
+    pub queued: usize,
     /// Whether leaks were only reported.
     pub dry_run: bool,
 }
@@ -120,7 +133,9 @@ impl RoomService {
 
     /// Take up to `surplus` ready rooms out of the pool and delete them. Each is claimed
     /// exactly as an allocation claims one (delete the message first), so a room being
-    /// trimmed can never also be handed out; one that turns out tagged or live is left alone.
+    /// trimmed can never also be handed out; one that turns out tagged is left alone, one
+    /// that is live, persistent or not ours goes back to the pool, and the deletion keeps the
+    /// rules of every other (`deletion.rs`).
     async fn trim_pool(&self, surplus: usize) -> Result<usize, RoomsError> {
         use futures::StreamExt as _;
         let mut trimmed = 0;
@@ -158,48 +173,54 @@ impl RoomService {
             return false;
         }
         let background = self.inner.pexip.background();
-        let found = match entry.id {
-            Some(id) => match background.get_conference(id).await {
-                Ok(room) => Ok(Some(room)),
-                Err(PexipError::NotFound) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => background.find_conference(&entry.name).await,
-        };
-        let room = match found {
-            Ok(room) => room.filter(|c| c.name == entry.name),
+        let room = match self.pooled_room_now(&background, &entry).await {
+            Ok(Some(room)) => room,
+            Ok(None) => {
+                // Its room is gone (the message was surplus anyway), or a name-only message
+                // names none: kept in the poison queue for an operator.
+                self.poison_unfound(&entry, &message.text).await;
+                return true;
+            }
             Err(e) => {
                 tracing::warn!(room.name = %entry.name, error = %e, "could not check a surplus pool room; returned to the pool");
-                self.requeue(&entry).await;
+                self.requeue(&entry, TRIM_VISIBILITY).await;
                 return false;
             }
-        };
-        let Some(room) = room else {
-            // Its room is gone: the message was surplus anyway.
-            return true;
         };
         if !room.tag.is_empty() {
             tracing::warn!(room.name = %room.name, "pooled room already tagged; left alone");
             return false;
         }
-        match background.is_live(&room.name).await {
-            Ok(false) => {}
-            Ok(true) | Err(_) => {
-                self.requeue(&entry).await;
-                return false;
-            }
-        }
-        match background.delete_conference(room.id).await {
-            Ok(_) => {
-                tracing::info!(room.name = %room.name, "surplus pool room deleted");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(room.name = %room.name, error = %e, "could not delete a surplus pool room; returned to the pool");
-                self.requeue(&entry).await;
+        match self
+            .delete_if_idle(&room, "", "surplus pool room deleted")
+            .await
+        {
+            Deletion::Deleted | Deletion::Gone => true,
+            // Live, persistent, not ours, or the delete failed: back in the pool, out of
+            // this trim's sight.
+            Deletion::Live | Deletion::Refused | Deletion::Failed => {
+                self.requeue(&entry, TRIM_VISIBILITY).await;
                 false
             }
         }
+    }
+
+    /// The room a pool message names, read from Pexip now (by id, or by name for messages
+    /// that carry none). `None` when there is no such room.
+    pub(super) async fn pooled_room_now(
+        &self,
+        pexip: &crate::pexip::PexipClient,
+        entry: &PoolMessage,
+    ) -> Result<Option<Conference>, PexipError> {
+        let found = match entry.id {
+            Some(id) => match pexip.get_conference(id).await {
+                Ok(room) => Some(room),
+                Err(PexipError::NotFound) => None,
+                Err(e) => return Err(e),
+            },
+            None => pexip.find_conference(&entry.name).await?,
+        };
+        Ok(found.filter(|c| c.name == entry.name))
     }
 
     /// After a pool-empty allocation: top the pool up in the background, unless this
@@ -224,7 +245,8 @@ impl RoomService {
         });
     }
 
-    /// Find (and unless in dry-run mode, delete) leaked rooms.
+    /// Find rooms that look leaked and, unless in dry-run mode, queue each for the garbage
+    /// collector's second look, delayed by the grace period.
     pub async fn reconcile(&self) -> Result<ReconcileReport, RoomsError> {
         let settings = &self.inner.settings;
         let background = self.inner.pexip.background();
@@ -232,9 +254,7 @@ impl RoomService {
             dry_run: settings.reconcile_dry_run,
             ..ReconcileReport::default()
         };
-        let ours = background
-            .list_conferences(&[("name__startswith", settings.name_prefix.as_str())])
-            .await?;
+        let ours = self.our_rooms(&background).await?;
         report.our_rooms = ours.len();
         let now = OffsetDateTime::now_utc();
         let candidates: Vec<&Conference> = ours
@@ -257,27 +277,25 @@ impl RoomService {
             if pooled.contains(&room.name) || live.contains(&room.name) {
                 continue;
             }
-            // Read it again right before acting: an allocation may have tagged it since.
-            let Ok(fresh) = background.get_conference(room.id).await else {
-                continue;
-            };
-            if !fresh.tag.is_empty() {
-                continue;
-            }
             report.leaks += 1;
-            Counters::add(&self.inner.stats.leaks_found, 1);
             if settings.reconcile_dry_run {
-                tracing::warn!(room.name = %room.name, "leaked room found (dry run: kept)");
+                tracing::warn!(room.name = %room.name, "room looks leaked (dry run: kept)");
                 continue;
             }
-            match background.delete_conference(room.id).await {
-                Ok(Deleted::Now) => {
-                    report.deleted += 1;
-                    tracing::warn!(room.name = %room.name, "leaked room deleted");
+            // Seen untagged: the second look refuses it if it is tagged by then.
+            let suspect = DeletionMessage::new(&room.name, LEAK_REASON, Some(""));
+            match self
+                .inner
+                .deletion
+                .send(&suspect.to_text(), settings.delete_grace)
+                .await
+            {
+                Ok(()) => {
+                    report.queued += 1;
+                    tracing::warn!(room.name = %room.name, "room looks leaked; queued for a second look");
                 }
-                Ok(Deleted::AlreadyGone) => {}
                 Err(e) => {
-                    tracing::warn!(room.name = %room.name, error = %e, "could not delete a leaked room")
+                    tracing::warn!(room.name = %room.name, error = %e, "could not queue a suspected leak; the next run will find it again")
                 }
             }
         }
@@ -303,22 +321,39 @@ impl RoomService {
         Ok(report)
     }
 
-    /// Names of the rooms in the pool, ready or not. Receiving is the only way to read a queue
-    /// beyond its first 32 visible messages; the short visibility returns them at once.
-    /// Messages still in their replication delay cannot be received, but their rooms are
-    /// younger than any sane leak threshold.
-    async fn pooled_names(&self) -> Result<HashSet<String>, RoomsError> {
+    /// Names of the rooms in the pool that can be received now. Receiving is the only way to
+    /// read a queue beyond its first 32 visible messages; the short visibility returns them
+    /// soon. Messages still in their ready delay, or held by a claim, cannot be received:
+    /// the leak threshold and the second look are there for them (see the module docs).
+    ///
+    /// It ends when nothing visible is left, or after a few receives in a row that bring only
+    /// messages seen before: those reappeared after their visibility, and stopping at the
+    /// first of them (as this did once) cut a long listing short.
+    pub(super) async fn pooled_names(&self) -> Result<HashSet<String>, RoomsError> {
         let mut names = HashSet::new();
         let mut seen_ids = HashSet::new();
+        let mut stale_rounds = 0;
         for _ in 0..MAX_ENUMERATE_ROUNDS {
-            let batch = self.inner.pool.receive(32, ENUMERATE_VISIBILITY).await?;
+            let batch = self
+                .inner
+                .pool
+                .receive(MAX_RECEIVE, ENUMERATE_VISIBILITY)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
             let fresh: Vec<_> = batch
                 .iter()
                 .filter(|m| seen_ids.insert(m.receipt.message_id.clone()))
                 .collect();
             if fresh.is_empty() {
-                break;
+                stale_rounds += 1;
+                if stale_rounds >= MAX_STALE_ROUNDS {
+                    break;
+                }
+                continue;
             }
+            stale_rounds = 0;
             for message in fresh {
                 if let Ok(entry) = PoolMessage::parse(&message.text) {
                     names.insert(entry.name);

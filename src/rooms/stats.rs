@@ -63,7 +63,8 @@ pub struct ServiceStats {
     pub rooms_deleted: u64,
     /// `conference_ended` events turned into deletion messages.
     pub deletions_queued: u64,
-    /// Leaked rooms found by the reconciler.
+    /// Leaked rooms deleted: suspected by the reconciler and confirmed by the garbage
+    /// collector's second look.
     pub leaks_found: u64,
 }
 

@@ -98,11 +98,14 @@ pub struct Health {
 
 /// Answer of the event sink.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"detail": "Event acknowledged and processed.", "events": 3, "queued": 1}))]
+#[schema(example = json!({"detail": "Event acknowledged and processed.", "events": 3, "malformed": 0, "queued": 1}))]
 pub struct EventAck {
     pub detail: String,
-    /// Events in the request (bulk unpacked).
+    /// Well-formed events in the request (bulk unpacked).
     pub events: usize,
+    /// Items of a bulk envelope that were not events: skipped (and logged), the rest of the
+    /// body counts.
+    pub malformed: usize,
     /// Rooms queued for deletion.
     pub queued: usize,
 }

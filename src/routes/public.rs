@@ -55,7 +55,9 @@ pub async fn public_room_get(
 ///
 /// HTTP Basic with the configured credentials. Accepts single events and `eventsink_bulk`
 /// envelopes. `conference_ended` queues the room for deletion after the grace period (the
-/// garbage collector checks it is not live again first); every other event is ignored.
+/// garbage collector checks it is not live again first); every other event is ignored. An
+/// item of a bulk envelope that is not an event is skipped and counted in `malformed`; the
+/// rest of the body is processed (a 400 would make the node resend the body forever).
 ///
 /// When `EVENT_SINK_ALLOWED_NETWORKS` is set, the caller's address must be in those networks
 /// (403 otherwise, before credentials are looked at). It is read from `X-Forwarded-For`: the
@@ -69,7 +71,7 @@ pub async fn public_room_get(
     security(("event_sink_basic" = [])),
     responses(
         (status = 200, description = "Event acknowledged and processed.", body = EventAck),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "The body is not an event envelope", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
         (status = 403, description = "Source address outside the allowed networks", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -85,6 +87,7 @@ pub async fn event_sink(
     Ok(axum::Json(EventAck {
         detail: "Event acknowledged and processed.".into(),
         events: report.events,
+        malformed: report.malformed,
         queued: report.queued,
     }))
 }

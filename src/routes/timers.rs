@@ -44,7 +44,8 @@ fn skipped(timer: &str) -> axum::Json<InvokeResponse> {
 }
 
 /// Garbage collector, then the pool brought to its target (top-up or trim), then the
-/// reconciler (leaks), then the sweep of old allocation records. Every 10 minutes.
+/// reconciler (suspected leaks), then rooms handed out and never used, then the sweep of old
+/// allocation records. Every 10 minutes.
 pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
     let Ok(_turn) = state.timers.gc.try_lock() else {
         return skipped("gc_timer");
@@ -71,6 +72,17 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
         Err(e) => {
             tracing::warn!(error = %e, "reconcile failed");
             logs.push(format!("reconcile failed: {e}"));
+        }
+    }
+    // Before the sweep: the records tell when the rooms were handed out.
+    match state.rooms.delete_unused_rooms().await {
+        Ok(r) => logs.push(format!(
+            "unused: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "search for unused rooms failed");
+            logs.push(format!("unused rooms search failed: {e}"));
         }
     }
     match state.rooms.sweep_allocation_records().await {

@@ -1,6 +1,7 @@
 //! `POST /room/create`: allocation from the pool, idempotency, fallback, bad input.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -291,10 +292,11 @@ async fn a_tagging_patch_that_may_still_apply_quarantines_the_room_and_the_calle
     .await;
     app.seed_pool().await;
     let pooled = app.sim.rooms();
-    // The first PATCH is answered 500 and applied 200 ms later anyway.
+    // The first PATCH is answered 500 and applied 200 ms later anyway, and so are its three
+    // retries (a 500 is retried like a 502/503/504).
     app.sim.add_fault(
         pexip_sim::Fault::late(200, Some(500))
-            .count(1)
+            .count(4)
             .method("PATCH"),
     );
 
@@ -327,6 +329,84 @@ async fn a_tagging_patch_that_may_still_apply_quarantines_the_room_and_the_calle
     let again = created_room(&app, EXAMPLE_UUI).await;
     assert_eq!(again["name"], answered.as_str());
     no_room_carried_two_tags(&app);
+}
+
+/// Issue 13, item 10: a 500 on the tagging PATCH is retried with the same body, so one
+/// passing 500 no longer costs a pool room; the write that lands late carries the same tag.
+#[tokio::test]
+async fn item10_a_passing_500_on_the_tagging_patch_is_retried_and_the_room_answered() {
+    let app = TestApp::spawn(Options {
+        pool_target: 1,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    let pooled = app.sim.rooms();
+    app.sim.add_fault(
+        pexip_sim::Fault::late(100, Some(500))
+            .count(1)
+            .method("PATCH"),
+    );
+
+    let room = created_room(&app, EXAMPLE_UUI).await;
+
+    assert_eq!(
+        room["name"],
+        pooled[0].name.as_str(),
+        "the pool room itself"
+    );
+    assert_eq!(app.rooms.stats().rooms_quarantined, 0);
+    assert_eq!(app.deletion_depth().await, 0, "nothing set aside");
+    assert_eq!(app.sim_requests(PATCH_ROUTE), 2, "one retry");
+    eventually(&app, "the late PATCH", |_| {
+        app.sim
+            .journal()
+            .iter()
+            .filter(|e| e.room_id == pooled[0].id && e.tag_after.as_deref() == Some(EXAMPLE_TAG))
+            .count()
+            == 2
+    })
+    .await;
+    no_room_carried_two_tags(&app);
+}
+
+/// Issue 13, item 8: the older service's name-only pool messages. One written in base64 (as
+/// a Functions output binding writes) is read; one whose room is not found is kept, text and
+/// all, in the pool's poison queue rather than dropped.
+#[tokio::test]
+async fn item8_name_only_pool_messages_in_base64_are_read_and_unfound_ones_kept() {
+    use base64::Engine as _;
+    let app = TestApp::spawn(Options {
+        pool_target: 0,
+        ..Options::default()
+    })
+    .await;
+    let pool = app.rooms.pool_queue();
+    pexip_room(&app, "idim_room_1", "").await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("idim_room_1");
+    pool.send(&encoded, Duration::ZERO).await.unwrap();
+
+    let room = created_room(&app, EXAMPLE_UUI).await;
+    assert_eq!(room["name"], "idim_room_1");
+    assert_eq!(room["tag"], EXAMPLE_TAG);
+
+    pool.send("idim_room_missing", Duration::ZERO)
+        .await
+        .unwrap();
+    let other = created_room(&app, &uui("id", "NEXTCALL")).await;
+    assert!(
+        other["name"].as_str().unwrap().starts_with("vbv-"),
+        "{other}"
+    );
+    let poisoned = pool
+        .poison_queue()
+        .unwrap()
+        .receive(32, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let texts: Vec<&str> = poisoned.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["idim_room_missing"]);
+    assert_eq!(pool.approximate_count().await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -63,6 +63,39 @@ async fn conference_ended_queues_our_room_once_per_request() {
     assert_eq!(app.deletion_depth().await, 1);
 }
 
+/// Issue 13, item 9: one malformed item in a bulk body does not refuse the body (the node
+/// would send it again forever, blocking its sink): the valid items count, 200 with counts.
+#[tokio::test]
+async fn item9_a_malformed_bulk_item_is_skipped_and_the_rest_processed() {
+    let app = TestApp::spawn(Options {
+        grace_secs: 600,
+        ..Options::default()
+    })
+    .await;
+    let room: Value = app.create(EXAMPLE_UUI).await.json().await.unwrap();
+    let name = room["name"].as_str().unwrap();
+    let bulk = json!({"event": "eventsink_bulk", "node": "10.0.0.1", "seq": 0, "version": 2, "time": 1.0, "data": [
+        {"seq": 4, "data": {"name": name}},
+        "garbage",
+        conference_ended(name, EXAMPLE_TAG, "10.0.0.1"),
+        {"event": "eventsink_bulk", "data": {"not": "a list"}},
+    ]});
+    let response = app.send_event(bulk).await;
+    assert_eq!(response.status(), 200);
+    let ack: Value = response.json().await.unwrap();
+    assert_eq!(ack["detail"], "Event acknowledged and processed.");
+    assert_eq!(
+        (
+            ack["events"].as_u64(),
+            ack["malformed"].as_u64(),
+            ack["queued"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1)),
+        "{ack}"
+    );
+    assert_eq!(app.deletion_depth().await, 1);
+}
+
 #[tokio::test]
 async fn events_for_rooms_we_do_not_delete_are_acknowledged_and_ignored() {
     let app = TestApp::spawn(Options::default()).await;
