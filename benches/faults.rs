@@ -6,25 +6,32 @@
 //! - Azurite stopped for 4 s and restarted on the same port (its store is on disk, so the
 //!   messages survive, as in a storage outage; see `Azurite::start_on_disk`);
 //! - simulator faults on `/api/admin/`: latency, 429 with `Retry-After`, 5xx, "500 after
-//!   create", dropped connections, tagging PATCHes that fail and land late anyway, and all of
-//!   them at once.
+//!   create", dropped connections, tagging PATCHes that fail and land late anyway, every list
+//!   filter ignored (Tastypie's rule for a field it does not know, docs/pexip.md §1.4), and
+//!   all of them at once.
 //!
 //! Every fifth successful call is repeated on another instance and must get the same room.
 //! After the phases, calls that never got an answer are retried once (as a client would),
 //! the instances stop, and a fresh instance takes the simulator's events: conferences start
-//! and end in some of the rooms handed out, then it runs one `gc_timer` (GC, pool rebalance,
-//! reconciler) with `LEAK_MIN_AGE_SECONDS=0`, so the rooms leaked or quarantined by the faults
-//! are healed at once instead of an hour later. Then every room on the simulator must be
-//! accounted for: in the pool, handed to a caller (carrying that caller's tag), or
-//! persistent; and the simulator's journal (every write to every room, in order) must show
-//! that no room ever carried two callers' tags, and that every room handed to a caller and
-//! deleted since was deleted only after its conference ended.
+//! and end in some of the rooms handed out. With every list filter still ignored, it runs
+//! `gc_timer` twice (GC, pool rebalance, reconciler, unused rooms): the first run deletes the
+//! ended and quarantined rooms and queues the rooms that look leaked, the second looks at
+//! those again and deletes the real leaks. The leak threshold is the lowest the settings
+//! allow (`LEAK_MIN_AGE_SECONDS=60`, the ready delay of 0 plus the minute of margin), and the
+//! run waits until the last room the faults could have leaked is that old: about a minute of
+//! waiting, instead of the hour a deployment waits. Then every room on the simulator must be
+//! accounted for: in the pool, handed to a caller (carrying that caller's tag), persistent,
+//! or another team's (created at the start, untagged: a leak by every rule but the name, so
+//! a filter trusted would have deleted them); and the simulator's journal (every write to
+//! every room, in order) must show that no room ever carried two callers' tags, and that
+//! every room handed to a caller and deleted since was deleted only after its conference
+//! ended.
 //!
 //! Prints a Markdown report (also written to `target/bench-faults.md`): requests by outcome
 //! and p50/p99 latency per phase, rooms leaked and healed, rooms handed out twice. Exits
 //! with status 1 when an invariant is broken (a room handed out twice, a room unaccounted
 //! for, a repeated call answered with another room, a handed-out room deleted before its
-//! conference ended).
+//! conference ended, a persistent or another team's room deleted).
 //!
 //! Under `cargo test --all-targets` (no `--bench`) the same run is a smoke pass of a few
 //! seconds per phase in a debug build: every fault and every check, nothing written.
@@ -37,7 +44,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sim::{EventSinkTarget, Fault, JournalKind, SimHandle};
+use pexip_sim::{EventSinkTarget, Fault, FilterMode, JournalKind, SimHandle};
 use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
@@ -73,6 +80,10 @@ const SMOKE: Timing = Timing {
 };
 const POOL_TARGET: usize = 30;
 const PERSISTENT_ROOMS: usize = 5;
+/// Untagged rooms of another team on the same node: never ours to delete.
+const OTHER_TEAMS_ROOMS: usize = 5;
+/// The lowest leak threshold the settings allow with a ready delay of 0.
+const LEAK_MIN_AGE: Duration = Duration::from_secs(60);
 const ADMIN: &str = "/api/admin/";
 const SINK_PASSWORD: &str = "fault-run-sink";
 /// One in this many rooms handed out gets a conference that ends before the GC runs.
@@ -332,11 +343,17 @@ async fn main() {
         .build()
         .unwrap();
 
-    // Persistent rooms the service must never touch.
+    // Persistent rooms, and other teams' rooms, the service must never touch.
     let admin = testkit::sim::pexip_client(&sim, &[]);
     for i in 0..PERSISTENT_ROOMS {
         admin
             .create_conference(&testkit::sim::conference(&format!("test_fault_{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..OTHER_TEAMS_ROOMS {
+        admin
+            .create_conference(&testkit::sim::conference(&format!("other-team-{i}")))
             .await
             .unwrap();
     }
@@ -423,15 +440,26 @@ async fn main() {
             "late",
             "tagging PATCHes fail (504 10 %, 500 5 %, cut 3 %) and land 150-300 ms later",
         ),
-        ("mixed", "all Pexip faults at once"),
+        (
+            "filters",
+            "Pexip ignores every list filter (answers whole lists)",
+        ),
+        ("mixed", "all Pexip faults at once, filters ignored"),
     ] {
         sim.clear_faults();
         for fault in sim_faults(name) {
             sim.add_fault(fault);
         }
+        let ignored = matches!(name, "filters" | "mixed");
+        sim.set_filter_mode(if ignored {
+            FilterMode::ignore_all()
+        } else {
+            FilterMode::default()
+        });
         phases.push((label.into(), phase(&run, timing.phase, async {}).await));
     }
     sim.clear_faults();
+    sim.set_filter_mode(FilterMode::default());
 
     // Callers whose create failed try once more, as a client would.
     let unanswered: Vec<usize> = run
@@ -464,10 +492,14 @@ async fn main() {
     for instance in instances.lock().await.iter_mut() {
         instance.terminate(Duration::from_secs(60)).await;
     }
-    // Late writes still in flight land before anything is judged.
+    // Late writes still in flight land before anything is judged, and every room the faults
+    // could have leaked grows older than the leak threshold (no instance creates rooms now).
+    let stopped = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rooms_before_heal = sim.rooms().len();
-    let healer_env = env.clone().set("LEAK_MIN_AGE_SECONDS", "0");
+    let healer_env = env
+        .clone()
+        .set("LEAK_MIN_AGE_SECONDS", LEAK_MIN_AGE.as_secs().to_string());
     let mut healer = ServeProcess::spawn(
         BINARY.as_ref(),
         healer_env.pairs(),
@@ -494,10 +526,19 @@ async fn main() {
             .expect("a conference starts in a handed-out room");
         sim.end_conference(name).await.expect("and ends");
     }
-    let gc_logs = invoke_timer(&http, healer.url(), "gc_timer")
+    // The healing runs against a node that ignores every list filter.
+    sim.set_filter_mode(FilterMode::ignore_all());
+    let threshold = stopped + LEAK_MIN_AGE + Duration::from_secs(2);
+    tokio::time::sleep_until(threshold.into()).await;
+    let first_logs = invoke_timer(&http, healer.url(), "gc_timer")
         .await
         .expect("gc_timer runs");
+    // The second look at the suspected leaks (the grace period is 0 here).
+    let gc_logs = invoke_timer(&http, healer.url(), "gc_timer")
+        .await
+        .expect("gc_timer runs again");
     healer.terminate(Duration::from_secs(60)).await;
+    sim.set_filter_mode(FilterMode::default());
 
     // Accounting.
     let rooms = sim.rooms();
@@ -509,6 +550,7 @@ async fn main() {
     let unanswered_tags: HashSet<String> = book.unanswered.iter().map(|c| tag_of(*c)).collect();
 
     let mut persistent = 0;
+    let mut other_teams = 0;
     let mut handed = 0;
     let mut tagged_for_unanswered = 0;
     let mut in_pool = 0;
@@ -518,6 +560,8 @@ async fn main() {
     for room in &rooms {
         if room.name.starts_with("test_") {
             persistent += 1;
+        } else if room.name.starts_with("other-team-") && room.tag.is_empty() {
+            other_teams += 1;
         } else if let Some(h) = handed_ids.get(&room.id) {
             handed += 1;
             // Handed out, so it must carry its caller's tag and be out of the pool.
@@ -604,10 +648,13 @@ async fn main() {
     }
     violations.extend(deleted_too_early.iter().cloned());
     let quarantined = quarantine_lines(&logs);
-    let leaks_found = log_field(&gc_logs, "reconcile: ", "leaks");
-    let leaks_healed = log_field(&gc_logs, "reconcile: ", "deleted");
-    let trimmed = log_field(&gc_logs, "pool: ", "trimmed");
-    let topped_up = log_field(&gc_logs, "pool: ", "created");
+    let leaks_found = log_field(&first_logs, "reconcile: ", "leaks");
+    let leaks_healed = log_field(&gc_logs, "gc: ", "leaks_deleted");
+    let not_leaks = log_field(&gc_logs, "gc: ", "not_leaks");
+    let trimmed =
+        log_field(&first_logs, "pool: ", "trimmed") + log_field(&gc_logs, "pool: ", "trimmed");
+    let topped_up =
+        log_field(&first_logs, "pool: ", "created") + log_field(&gc_logs, "pool: ", "created");
 
     let mut total = Tally::default();
     let mut out = String::new();
@@ -662,17 +709,25 @@ async fn main() {
         ("  in the pool", in_pool.to_string()),
         ("  persistent", persistent.to_string()),
         (
+            "  other teams' rooms (must be all of them)",
+            format!("{other_teams} of {OTHER_TEAMS_ROOMS}"),
+        ),
+        (
             "  unaccounted for (must be 0)",
             unaccounted.len().to_string(),
         ),
         ("pool entries whose room is gone", dangling.to_string()),
         (
-            "rooms leaked by the faults (found by the reconciler)",
+            "rooms that looked leaked (queued by the reconciler for a second look)",
             leaks_found.to_string(),
         ),
         (
-            "leaked rooms healed (deleted) by the reconciler",
+            "  leaks deleted at the second look",
             leaks_healed.to_string(),
+        ),
+        (
+            "  not leaks after all (pooled or tagged by then), kept",
+            not_leaks.to_string(),
         ),
         ("surplus pool rooms trimmed", trimmed.to_string()),
         ("pool rooms created by the top-up", topped_up.to_string()),
@@ -718,7 +773,8 @@ async fn main() {
         || !unaccounted.is_empty()
         || !deleted_too_early.is_empty()
         || book.repeat_mismatches > 0
-        || persistent != PERSISTENT_ROOMS;
+        || persistent != PERSISTENT_ROOMS
+        || other_teams != OTHER_TEAMS_ROOMS;
     if broken {
         eprintln!("fault run: an invariant is broken");
         std::process::exit(1);

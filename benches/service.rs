@@ -458,12 +458,7 @@ async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
                     .create_conference_id(&testkit::sim::conference(&name))
                     .await
                     .expect("room created");
-                let message = DeletionMessage {
-                    name,
-                    reason: "conference_ended".into(),
-                    first_enqueued: time::OffsetDateTime::now_utc(),
-                    tag: None,
-                };
+                let message = DeletionMessage::new(&name, "conference_ended", None);
                 deletion
                     .send(&message.to_text(), Duration::ZERO)
                     .await
