@@ -11,7 +11,8 @@
 //!   too.
 //!
 //! Either may also arrive as base64 of one of those texts: an Azure Functions queue output
-//! binding writes base64 by default, and Storage Explorer offers it when adding a message.
+//! binding writes base64 by default (docs/azure.md §2.2), and Storage Explorer offers it when
+//! adding a message.
 //! A text is read as base64 when it decodes to JSON of ours or to a room name. A text can be
 //! both a room name and base64 of another: base64 of a name always decodes to a name, a
 //! real name only by a rare accident (every decoded byte would have to be a name
