@@ -97,6 +97,7 @@ impl App {
         let queues = QueueService::connect(&settings.storage).context("queues")?;
         let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
         let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
+        crate::telemetry::metrics::observe_service(&rooms);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()

@@ -2,6 +2,11 @@
 //! directory, arguments, the host's environment), wait for the readiness ping, forward HTTP
 //! requests with the host's headers, invoke the timers with the documented payloads, and stop
 //! it with SIGTERM. Queues are Azurite (serve refuses in-memory), Pexip is the simulator.
+//!
+//! The same play runs twice: on the repository (what `func start` runs) and on the unzipped
+//! deployment package that `scripts/package` writes (what Azure runs). The package is built
+//! from the debug binary the tests already have: what is under test is the layout, and a
+//! release build would double CI's build time.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,13 +39,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn host_command(env: &[(&str, String)]) -> Command {
-    let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
-    assert_eq!(layout.host.executable, "target/release/pexip-sdk");
-    let mut command = Command::new(BINARY);
+/// The handler as the host starts it from `root`: host.json's arguments and working
+/// directory, the host's environment, and `executable` as the program.
+fn host_command_in(root: &Path, executable: &Path, env: &[(&str, String)]) -> Command {
+    let layout = AppLayout::load(root).unwrap();
+    let mut command = Command::new(executable);
     command
         .args(&layout.host.arguments)
-        .current_dir(Path::new(APP_ROOT).join(&layout.host.working_directory))
+        .current_dir(root.join(&layout.host.working_directory))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null());
@@ -48,6 +54,14 @@ fn host_command(env: &[(&str, String)]) -> Command {
         command.env(k, v);
     }
     command
+}
+
+/// The handler started from the repository. host.json names `target/release/pexip-sdk`;
+/// tests run the build cargo made for them.
+fn host_command(env: &[(&str, String)]) -> Command {
+    let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
+    assert_eq!(layout.host.executable, "target/release/pexip-sdk");
+    host_command_in(Path::new(APP_ROOT), Path::new(BINARY), env)
 }
 
 /// Poll `GET /` like the host's `IsWorkerReady`: any HTTP answer means ready.
@@ -86,6 +100,12 @@ fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
 
 #[tokio::test]
 async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
+    play_the_host(Path::new(APP_ROOT), Path::new(BINARY)).await;
+}
+
+/// Start the handler of the app at `root` (with `executable`), then the readiness ping, the
+/// timers, a forwarded create and a room's whole life, and SIGTERM.
+async fn play_the_host(root: &Path, executable: &Path) {
     let azurite = Azurite::shared().expect("Azurite");
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = sim::start(
@@ -111,10 +131,13 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
         ),
-        ("FUNCTIONS_APP_ROOT_PATH", APP_ROOT.to_owned()),
+        ("FUNCTIONS_APP_ROOT_PATH", root.display().to_string()),
         ("FUNCTIONS_WORKER_RUNTIME", "custom".to_owned()),
         ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", format!("host{}-", std::process::id())),
+        (
+            "QUEUE_NAME_PREFIX",
+            format!("host{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+        ),
         ("PEXIP_BASE_URL", sim.base_url()),
         ("PEXIP_CLIENT_ID", sim.client_id()),
         ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
@@ -126,7 +149,7 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
         ("LOG_FORMAT", "json".to_owned()),
     ];
     let mut handler = Handler(
-        host_command(&env)
+        host_command_in(root, executable, &env)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -399,4 +422,110 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
     let stderr = serve_and_stop(&configured).await;
     assert!(stderr.contains("serving"), "the run was logged: {stderr}");
     assert!(!stderr.contains(WARNING), "{stderr}");
+}
+
+/// A fresh directory for this test run.
+fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pexip-sdk-{what}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_deployment_package_holds_the_app_and_runs_under_the_host() {
+    let dir = scratch_dir("package");
+    let zip_path = dir.join("functionapp.zip");
+    let packaged = Command::new(Path::new(APP_ROOT).join("scripts/package"))
+        .args(["--binary", BINARY, "--out"])
+        .arg(&zip_path)
+        .output()
+        .unwrap();
+    assert!(
+        packaged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
+
+    // Exactly host.json, every function folder's function.json and the binary, run bit set.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.unwrap().into_owned())
+        .collect();
+    names.sort();
+    let repo = AppLayout::load(Path::new(APP_ROOT)).unwrap();
+    let mut expected: Vec<String> = repo
+        .functions
+        .iter()
+        .map(|f| format!("{}/function.json", f.name()))
+        .chain(["host.json".to_owned(), "pexip-sdk".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "no local.settings.json, no sources, nothing else");
+    let mode = archive.by_name("pexip-sdk").unwrap().unix_mode().unwrap();
+    assert_eq!(mode & 0o777, 0o755, "the binary keeps its run bit: {mode:o}");
+
+    let root = dir.join("app");
+    archive.extract(&root).unwrap();
+    let layout = AppLayout::load(&root).unwrap();
+    assert_eq!(layout.host.executable, "pexip-sdk", "a file inside the zip");
+    assert_eq!(layout.host.arguments, repo.host.arguments);
+    assert_eq!(layout.host.route_prefix, repo.host.route_prefix);
+    assert!(layout.host.forwarding);
+    let executable = root.join(&layout.host.executable);
+    play_the_host(&root, &executable).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn funcignore_lets_core_tools_upload_what_the_package_holds() {
+    let root = Path::new(APP_ROOT);
+    // Every file a walk honouring .funcignore (gitignore syntax, as Core Tools reads it)
+    // keeps, outside target/ (build output varies; checked path by path below).
+    let mut kept: Vec<String> = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .add_custom_ignore_filename(".funcignore")
+        .filter_entry(|e| e.file_name() != "target")
+        .build()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| {
+            e.path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    kept.sort();
+    let layout = AppLayout::load(root).unwrap();
+    let mut expected: Vec<String> = layout
+        .functions
+        .iter()
+        .map(|f| format!("{}/function.json", f.name()))
+        .chain(["host.json".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected);
+
+    let mut rules = ignore::gitignore::GitignoreBuilder::new(root);
+    assert!(rules.add(root.join(".funcignore")).is_none());
+    let rules = rules.build().unwrap();
+    let ignored = |path: &str| {
+        rules
+            .matched_path_or_any_parents(root.join(path), false)
+            .is_ignore()
+    };
+    assert!(!ignored(&layout.host.executable), "the binary host.json names is uploaded");
+    for path in [
+        "target/release/deps/pexip_sdk-0123.d",
+        "target/debug/pexip-sdk",
+        "local.settings.json",
+        "src/lib.rs",
+        "Cargo.toml",
+        "deploy/main.bicep",
+        "crates/testkit/azurite/node_modules/azurite/package.json",
+    ] {
+        assert!(ignored(path), "{path} must not be uploaded");
+    }
 }

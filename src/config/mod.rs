@@ -27,4 +27,7 @@ pub use storage::{
     DEV_ACCOUNT, DEV_ACCOUNT_KEY, DEV_QUEUE_ENDPOINT, STORAGE_ACCOUNT_NAME, STORAGE_CLIENT_ID,
     STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
 };
-pub use telemetry::{LogFormat, TelemetrySettings};
+pub use telemetry::{
+    APPLICATIONINSIGHTS_CONNECTION_STRING, AppInsightsSettings, LogFormat, TelemetrySettings,
+    WEBSITE_SITE_NAME,
+};

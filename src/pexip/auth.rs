@@ -6,7 +6,8 @@
 //! renewals and every waiter re-checks the cache once it holds the mutex. A 401 from
 //! `/api/admin` forces one renewal, also single flight: a token is identified by a generation
 //! number, and a caller whose token was already replaced by someone else's renewal just uses
-//! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause time.
+//! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause
+//! time.
 //!
 //! The private key and the Basic password are [`Secret`] handles, read when needed: a key
 //! rotated in Key Vault signs the next token request, a rotated password goes out with the
@@ -26,6 +27,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::PexipError;
 use super::key::SigningKey;
@@ -253,18 +255,24 @@ impl OAuth2 {
             ("client_assertion", assertion.as_str()),
         ];
         let started = Instant::now();
-        let response = http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| PexipError::from_transport(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| PexipError::from_transport(&e))?;
+        let dependency = crate::telemetry::dependency::token_span(&self.token_url);
+        let exchange = async {
+            let response = http.post(&self.token_url).form(&form).send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        }
+        .instrument(dependency.clone())
+        .await;
+        crate::telemetry::dependency::record_outcome(
+            &dependency,
+            exchange.as_ref().ok().map(|(status, _, _)| status.as_u16()),
+            exchange
+                .as_ref()
+                .map_or(true, |(status, _, _)| !status.is_success()),
+        );
+        let (status, headers, body) = exchange.map_err(|e| PexipError::from_transport(&e))?;
         tracing::debug!(
             pexip.method = "POST",
             pexip.path = super::paths::TOKEN_PATH,

@@ -26,6 +26,7 @@ use secrecy::ExposeSecret as _;
 use super::shared_key::SharedKeyPolicy;
 use super::{QueueError, Receipt, ReceivedMessage};
 use crate::azure_sdk::describe;
+use crate::telemetry::dependency::StorageService;
 use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
 
 /// The two service clients of one account: the same endpoint and credentials, with and
@@ -89,6 +90,12 @@ pub(super) fn connect(
             ));
         }
     };
+    // First of the per-try policies: each attempt (retries included) is one storage
+    // dependency in the telemetry, timed around the signing and the exchange.
+    per_try_policies.insert(
+        0,
+        crate::telemetry::dependency::StoragePolicy::new(StorageService::Queue, &endpoint),
+    );
     let client = |retry: RetryOptions| {
         QueueServiceClient::new(
             endpoint.clone(),

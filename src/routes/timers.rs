@@ -51,6 +51,7 @@ pub async fn metrics_timer(
 ) -> axum::Json<InvokeResponse> {
     let _ = TimerInvocation::from_body(&body);
     let metrics = state.rooms.collect_metrics().await;
+    crate::telemetry::metrics::record_report(&metrics);
     let logs = vec![
         format!(
             "metrics: {}",

@@ -1,0 +1,165 @@
+//! A loopback stand-in for the Application Insights ingestion endpoint (the connection
+//! string's `IngestionEndpoint`): it accepts what the real one accepts — `POST /v2/track`
+//! with a gzipped JSON array of envelopes — and keeps every envelope, decoded, for a test to
+//! assert on (docs/azure.md §9 Application Insights).
+//!
+//! [`Ingestion::start_failing`] answers every upload with 503, as an ingestion outage does.
+
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// The instrumentation key every fake connection string carries.
+pub const INSTRUMENTATION_KEY: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+#[derive(Default)]
+struct Received {
+    envelopes: Vec<Value>,
+    uploads: usize,
+    /// Uploads that were not gzipped JSON arrays (the real endpoint would refuse them).
+    refused: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    received: Arc<Mutex<Received>>,
+    failing: bool,
+}
+
+/// A running fake ingestion endpoint; stops when dropped.
+pub struct Ingestion {
+    url: String,
+    shared: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Ingestion {
+    /// Start on a free loopback port, accepting uploads.
+    pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Start on a free loopback port, answering every upload with 503.
+    pub async fn start_failing() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(failing: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port for the fake ingestion endpoint");
+        let url = format!("http://{}/", listener.local_addr().expect("its address"));
+        let shared = Shared {
+            received: Arc::default(),
+            failing,
+        };
+        let app = axum::Router::new()
+            .route("/v2/track", post(track))
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            shared,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A connection string pointing the exporter here.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={};LiveEndpoint={}",
+            self.url, self.url
+        )
+    }
+
+    /// Every envelope received so far, in order.
+    pub fn envelopes(&self) -> Vec<Value> {
+        self.lock().envelopes.clone()
+    }
+
+    /// How many uploads arrived (accepted or not).
+    pub fn uploads(&self) -> usize {
+        self.lock().uploads
+    }
+
+    /// Why uploads were refused (not gzip, not a JSON array): empty for a well-behaved client.
+    pub fn refused(&self) -> Vec<String> {
+        self.lock().refused.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.shared
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Ingestion {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn track(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let mut received = shared
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    received.uploads += 1;
+    if shared.failing {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"itemsReceived": 0, "itemsAccepted": 0, "errors": []})),
+        );
+    }
+    match decode(&headers, &body) {
+        Ok(items) => {
+            let n = items.len();
+            received.envelopes.extend(items);
+            (
+                StatusCode::OK,
+                axum::Json(json!({"itemsReceived": n, "itemsAccepted": n, "errors": []})),
+            )
+        }
+        Err(why) => {
+            received.refused.push(why.clone());
+            (StatusCode::BAD_REQUEST, axum::Json(json!({"error": why})))
+        }
+    }
+}
+
+/// The envelopes of one upload: gzip (as `Content-Encoding` says), then a JSON array.
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, String> {
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if encoding != "gzip" {
+        return Err(format!("Content-Encoding is {encoding:?}, not gzip"));
+    }
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut json)
+        .map_err(|e| format!("not gzip: {e}"))?;
+    match serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))? {
+        Value::Array(items) => Ok(items),
+        other => Err(format!("not a JSON array: {other}")),
+    }
+}
