@@ -356,14 +356,15 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
     }
 }
 
-/// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stderr.
-async fn serve_and_stop(env: &[(&str, String)]) -> String {
+/// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stdout and
+/// stderr (INFO lines go to the one, WARN and ERROR to the other).
+async fn serve_and_stop(env: &[(&str, String)]) -> (String, String) {
     let port = free_port();
     let mut env = env.to_vec();
     env.push(("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()));
     let mut handler = Handler(
         host_command(&env)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -378,9 +379,12 @@ async fn serve_and_stop(env: &[(&str, String)]) -> String {
             .unwrap()
             .success()
     );
+    // Little output, and the process is exiting: reading one pipe after the other is safe.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut handler.0.stdout.take().unwrap(), &mut stdout).unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut handler.0.stderr.take().unwrap(), &mut stderr).unwrap();
-    stderr
+    (stdout, stderr)
 }
 
 #[tokio::test]
@@ -400,7 +404,7 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
         ("QUEUE_NAME_PREFIX", format!("warn{}-", std::process::id())),
     ];
     const WARNING: &str = "in-app authentication of /room* is off";
-    let stderr = serve_and_stop(&base).await;
+    let (_, stderr) = serve_and_stop(&base).await;
     assert!(stderr.contains(WARNING), "{stderr}");
 
     let configured = [
@@ -419,9 +423,9 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
         ],
     ]
     .concat();
-    let stderr = serve_and_stop(&configured).await;
-    assert!(stderr.contains("serving"), "the run was logged: {stderr}");
-    assert!(!stderr.contains(WARNING), "{stderr}");
+    let (stdout, stderr) = serve_and_stop(&configured).await;
+    assert!(stdout.contains("serving"), "the run was logged: {stdout}");
+    assert!(!stderr.contains(WARNING) && !stdout.contains(WARNING), "{stderr}");
 }
 
 /// A fresh directory for this test run.

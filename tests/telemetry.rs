@@ -131,12 +131,14 @@ fn op_id(envelope: &Value) -> &str {
 #[tokio::test]
 async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_traces_and_metrics() {
     let ingestion = Ingestion::start().await;
+    let (trust, ca) = ingestion.trust_env();
     let stack = stack(&[
         (
             "APPLICATIONINSIGHTS_CONNECTION_STRING",
             ingestion.connection_string(),
         ),
         ("WEBSITE_SITE_NAME", ROLE.to_owned()),
+        (&trust, ca),
     ])
     .await;
     let (mut process, life) = run(&stack, "telemetry").await;
@@ -155,10 +157,14 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         .iter()
         .filter_map(|e| e["data"]["baseType"].as_str())
         .collect();
+    // The decoded envelopes, for a person to read: the proof of what Azure would receive.
+    let proof = Path::new(env!("CARGO_TARGET_TMPDIR")).join("telemetry-envelopes.json");
+    std::fs::write(&proof, serde_json::to_string_pretty(&envelopes).unwrap()).unwrap();
     eprintln!(
-        "telemetry: {} envelopes in {} uploads, types {types:?}",
+        "telemetry: {} envelopes in {} uploads, types {types:?}; decoded in {}",
         envelopes.len(),
-        ingestion.uploads()
+        ingestion.uploads(),
+        proof.display()
     );
     for envelope in &envelopes {
         assert_eq!(envelope["iKey"], INSTRUMENTATION_KEY);
@@ -231,7 +237,7 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         .unwrap_or_else(|| panic!("the tag update: {of_create:#?}"));
     let patch = &patch["data"]["baseData"];
     assert_eq!(patch["target"], pexip_target.as_str());
-    assert_eq!(patch["resultCode"], "200");
+    assert_eq!(patch["resultCode"], "202", "Pexip answers a PATCH with 202");
     assert_eq!(patch["type"], "HTTP");
     assert_eq!(patch["success"], true);
     assert!(
@@ -267,20 +273,21 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
 
     // Traces: log events with their severity, inside their request's operation.
     let traces = of_type(&envelopes, "MessageData");
-    let severity_of = |message: &str| -> Vec<&str> {
+    // Application Insights' SeverityLevel: 0 Verbose, 1 Information, 2 Warning, 3 Error.
+    let severity_of = |message: &str| -> BTreeSet<u64> {
         traces
             .iter()
             .filter(|t| t["data"]["baseData"]["message"] == message)
-            .filter_map(|t| t["data"]["baseData"]["severityLevel"].as_str())
+            .filter_map(|t| t["data"]["baseData"]["severityLevel"].as_u64())
             .collect()
     };
-    assert!(severity_of("room allocated").contains(&"Information"));
-    assert!(severity_of("pexip request failed; retrying").contains(&"Warning"));
-    assert!(severity_of("Pexip request failed").contains(&"Error"));
+    assert_eq!(severity_of("room allocated from the pool"), BTreeSet::from([1]));
+    assert_eq!(severity_of("pexip request failed; retrying"), BTreeSet::from([2]));
+    assert_eq!(severity_of("Pexip request failed"), BTreeSet::from([3]));
     assert!(
         traces
             .iter()
-            .any(|t| op_id(t) == TRACE_ID && t["data"]["baseData"]["message"] == "room allocated"),
+            .any(|t| op_id(t) == TRACE_ID && t["data"]["baseData"]["message"] == "room allocated from the pool"),
         "the create's log events carry its operation id"
     );
 
@@ -359,10 +366,14 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
 #[tokio::test]
 async fn an_ingestion_outage_fails_no_request_and_does_not_hold_up_the_exit() {
     let ingestion = Ingestion::start_failing().await;
-    let stack = stack(&[(
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        ingestion.connection_string(),
-    )])
+    let (trust, ca) = ingestion.trust_env();
+    let stack = stack(&[
+        (
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            ingestion.connection_string(),
+        ),
+        (&trust, ca),
+    ])
     .await;
     let (mut process, life) = run(&stack, "telemetry-down").await;
     assert_eq!(life.create_statuses[..2], [200, 200], "{life:?}");

@@ -138,6 +138,7 @@ impl Providers {
             .with_location(false)
             .with_threads(false)
             .with_target(false)
+            .with_tracked_inactivity(false)
             .with_filter(filter_fn(|meta| {
                 meta.is_span() && meta.fields().field("otel.kind").is_some()
             }));

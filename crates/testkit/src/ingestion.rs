@@ -4,9 +4,20 @@
 //! assert on (docs/azure.md §9 Application Insights).
 //!
 //! [`Ingestion::start_failing`] answers every upload with 503, as an ingestion outage does.
+//!
+//! It speaks https only, like the real one: the exporter turns any `IngestionEndpoint` into
+//! an https URL. Its certificate comes from a test CA ([`Ingestion::ca_pem`]); a `serve`
+//! process trusts it through `SSL_CERT_FILE`, which the platform's certificate loader reads
+//! instead of the system store ([`Ingestion::trust_env`]).
 
 use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -36,6 +47,7 @@ pub struct Ingestion {
     url: String,
     shared: Shared,
     server: tokio::task::JoinHandle<()>,
+    ca_file: PathBuf,
 }
 
 impl Ingestion {
@@ -50,10 +62,16 @@ impl Ingestion {
     }
 
     async fn start_with(failing: bool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let tcp = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port for the fake ingestion endpoint");
-        let url = format!("http://{}/", listener.local_addr().expect("its address"));
+        let url = format!("https://{}/", tcp.local_addr().expect("its address"));
+        let (ca_pem, tls) = test_pki();
+        let ca_file = std::env::temp_dir().join(format!(
+            "pexip-sdk-ingestion-ca-{}.pem",
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::write(&ca_file, ca_pem).expect("the CA file is written");
         let shared = Shared {
             received: Arc::default(),
             failing,
@@ -61,6 +79,10 @@ impl Ingestion {
         let app = axum::Router::new()
             .route("/v2/track", post(track))
             .with_state(shared.clone());
+        let listener = TlsListener {
+            tcp,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+        };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -68,12 +90,24 @@ impl Ingestion {
             url,
             shared,
             server,
+            ca_file,
         }
     }
 
-    /// `http://127.0.0.1:PORT/`.
+    /// `https://127.0.0.1:PORT/`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The PEM file of the CA that signed the endpoint's certificate.
+    pub fn ca_pem(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// The setting that makes a child process trust the endpoint (and nothing else: the
+    /// file replaces the system's roots).
+    pub fn trust_env(&self) -> (String, String) {
+        ("SSL_CERT_FILE".to_owned(), self.ca_file.display().to_string())
     }
 
     /// A connection string pointing the exporter here.
@@ -110,6 +144,66 @@ impl Ingestion {
 impl Drop for Ingestion {
     fn drop(&mut self) {
         self.server.abort();
+        let _ = std::fs::remove_file(&self.ca_file);
+    }
+}
+
+/// A CA (PEM, for the client to trust) and a server configuration with a certificate for
+/// 127.0.0.1 signed by it.
+fn test_pki() -> (String, rustls::ServerConfig) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pexip-sdk test ingestion CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("a CA key"))
+        .expect("the CA");
+    let mut leaf_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf parameters");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().expect("a leaf key");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("the leaf");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("the server configuration");
+    (ca.pem(), config)
+}
+
+/// TCP + TLS for `axum::serve`.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
