@@ -13,7 +13,10 @@
 //!    in-memory queues (`-- gc-azurite` adds the same against Azurite: minutes, because the
 //!    emulator scans every message on each queue operation);
 //! 5. caller priority: create latency (concurrency 4) with 20 ms of Pexip latency, without
-//!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`).
+//!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`);
+//! 6. what Application Insights telemetry costs: `serve` + Azurite create p50 at concurrency
+//!    1 and 16 without and with the exporter (to a loopback fake ingestion endpoint), and the
+//!    peak RSS of each.
 //!
 //! Figures, not assertions: these machines are shared and noisy. The targets come from
 //! issue 6.
@@ -372,7 +375,7 @@ fn named(section: &str) -> bool {
     sections().iter().any(|n| n == section)
 }
 
-/// Whether to run `section`: the default set (ready, dev, azurite, gc, priority) runs when
+/// Whether to run `section`: the default set (ready, dev, azurite, telemetry, gc, priority) runs when
 /// none is named.
 fn wanted(section: &str) -> bool {
     sections().is_empty() || named(section)
@@ -418,6 +421,9 @@ async fn main() {
     if wanted("azurite") {
         rows.extend(serve_creates(&http, &sim, &azurite, &logs).await);
     }
+    if wanted("telemetry") {
+        rows.extend(telemetry_cost(&http, &sim, &azurite, &logs).await);
+    }
     if wanted("gc") {
         rows.push(gc_in_memory(&http, &sim).await);
     }
@@ -455,6 +461,71 @@ async fn main() {
     if full {
         let _ = std::fs::write(target_dir.join("bench-service.md"), &table);
     }
+}
+
+/// What Application Insights costs `serve`: create p50 at concurrency 1 and 16 against
+/// Azurite, without and with `APPLICATIONINSIGHTS_CONNECTION_STRING` (a loopback fake of the
+/// ingestion endpoint that decodes every upload), `RUST_LOG=info` as in Azure. Two rounds in
+/// the order off, on, on, off, so drift on a shared machine hits both sides alike; the ratio
+/// compares the medians of each side's p50s.
+async fn telemetry_cost(
+    http: &reqwest::Client,
+    sim: &SimHandle,
+    azurite: &Azurite,
+    logs: &std::path::Path,
+) -> Vec<Row> {
+    let ingestion = testkit::ingestion::Ingestion::start().await;
+    let plan = &plan().azurite_levels[..2];
+    let pool = plan().azurite_pool;
+    let mut p50s: [Vec<Vec<Duration>>; 2] = Default::default();
+    let mut peak_rss = [0.0f64; 2];
+    for (round, on) in [false, true, true, false].into_iter().enumerate() {
+        let mut env = serve_env(sim, azurite, &format!("tel{round}-"));
+        env.retain(|(k, _)| k != "RUST_LOG");
+        env.push(("RUST_LOG".into(), "info".into()));
+        env.push(("ROOM_POOL_TARGET".into(), pool.to_string()));
+        if on {
+            env.push((
+                "APPLICATIONINSIGHTS_CONNECTION_STRING".into(),
+                ingestion.connection_string(),
+            ));
+            env.push(ingestion.trust_env());
+        }
+        let log = logs.join(format!("telemetry-{round}.log"));
+        let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&log));
+        serve.wait_ready(http, Duration::from_secs(30)).await;
+        let levels = levels(http, serve.url(), plan, &format!("TEL{round}")).await;
+        let (peak, _) = serve.rss_mib().expect("serve RSS");
+        serve.terminate(Duration::from_secs(60)).await;
+        let side = usize::from(on);
+        peak_rss[side] = peak_rss[side].max(peak);
+        p50s[side].push(levels.iter().map(|l| l.latencies.percentile(0.5)).collect());
+    }
+    let envelopes = ingestion.envelopes().len();
+    let mut rows = Vec::new();
+    for (i, &(concurrency, _)) in plan.iter().enumerate() {
+        let median = |side: usize| {
+            let mut v: Vec<Duration> = p50s[side].iter().map(|round| round[i]).collect();
+            v.sort();
+            (v[0] + v[v.len() - 1]) / 2
+        };
+        let (off, on) = (median(0), median(1));
+        let ratio = on.as_secs_f64() / off.as_secs_f64();
+        rows.push(checked(
+            format!("`serve` + Azurite create p50 at c={concurrency}: without → with Application Insights"),
+            format!("{} ms → {} ms (×{ratio:.3})", ms(off), ms(on)),
+            "≤ ×1.10",
+            ratio <= 1.10,
+        ));
+    }
+    rows.push(row(
+        "`serve` peak RSS without → with Application Insights",
+        format!(
+            "{:.1} MiB → {:.1} MiB ({envelopes} envelopes received)",
+            peak_rss[0], peak_rss[1]
+        ),
+    ));
+    rows
 }
 
 /// `dev` mode creates at each level, and the peak RSS of the `dev` process.
