@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pexip_sdk::telemetry::console::{Encoding, Record, Stream};
-use pexip_sim::{EventSinkTarget, SimConfig};
 use testkit::azurite::Azurite;
-use testkit::host_console;
+use testkit::{host_console, lifecycle};
 use testkit::serve::{ServeProcess, free_port};
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -181,25 +180,21 @@ fn check(what: &str, stdout: &str, stderr: &str) {
     eprintln!("host-console: {what}: {info} Information, {warn} Warning, {error} Error lines, none misfiled");
 }
 
-fn base_env(format: &str) -> Vec<(String, String)> {
+async fn dev(format: &str) {
+    let (port, sim_port) = (free_port(), free_port());
+    let args = ["dev", "--port", &port.to_string(), "--sim-port", &sim_port.to_string()]
+        .map(str::to_owned)
+        .to_vec();
     let mut env: Vec<(String, String)> = testkit::lifecycle::SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     env.push(("LOG_FORMAT".into(), format.into()));
     env.push(("RUST_LOG".into(), "debug".into()));
-    env
-}
-
-async fn dev(format: &str) {
-    let (port, sim_port) = (free_port(), free_port());
-    let args = ["dev", "--port", &port.to_string(), "--sim-port", &sim_port.to_string()]
-        .map(str::to_owned)
-        .to_vec();
     let (stdout, stderr) = lifecycle_output(
         &format!("dev-{format}"),
         args,
-        base_env(format),
+        env,
         port,
         &format!("http://127.0.0.1:{sim_port}"),
     )
@@ -209,38 +204,18 @@ async fn dev(format: &str) {
 
 async fn serve(format: &str) {
     let azurite = Azurite::shared().expect("Azurite");
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = pexip_sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        sim_listener,
-    )
-    .await
-    .unwrap();
     let port = free_port();
-    let mut sink = EventSinkTarget::new(format!("http://127.0.0.1:{port}/public/event_sink"));
-    sink.username = Some("pexip".into());
-    sink.password = Some("sink-secret-console".into());
-    sim.add_event_sink(sink);
-    let mut env = base_env(format);
-    env.extend(
-        [
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-            ("AzureWebJobsStorage", azurite.connection_string()),
-            ("QUEUE_NAME_PREFIX", format!("con{}-", &uuid::Uuid::new_v4().simple().to_string()[..10])),
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-            ("EVENT_SINK_PASSWORD", "sink-secret-console".to_owned()),
-            ("ROOM_POOL_TARGET", "3".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let (stdout, stderr) =
-        lifecycle_output(&format!("serve-{format}"), vec!["serve".into()], env, port, &sim.base_url()).await;
+    let sim = lifecycle::simulator(port, "sink-secret-console").await;
+    let mut env = lifecycle::serve_env(azurite, &sim, port, "sink-secret-console", format);
+    env.push(("RUST_LOG".into(), "debug".into()));
+    let (stdout, stderr) = lifecycle_output(
+        &format!("serve-{format}"),
+        vec!["serve".into()],
+        env,
+        port,
+        &sim.base_url(),
+    )
+    .await;
     check(&format!("serve {format}"), &stdout, &stderr);
 }
 

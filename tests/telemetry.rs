@@ -12,17 +12,16 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use pexip_sim::{EventSinkTarget, SimConfig, SimHandle};
+use pexip_sim::SimHandle;
 use serde_json::Value;
 use testkit::azurite::Azurite;
 use testkit::ingestion::{INSTRUMENTATION_KEY, Ingestion};
-use testkit::lifecycle::{Lifecycle, PATCHED_GUEST_PIN, PATCHED_HOST_PIN};
+use testkit::lifecycle::{self, Lifecycle, PATCHED_GUEST_PIN, PATCHED_HOST_PIN, POOL_TARGET};
 use testkit::serve::{ServeProcess, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const SINK_PASSWORD: &str = "sink-secret-telemetry-4411";
 const ROLE: &str = "func-pexip-telemetry-test";
-const POOL_TARGET: u64 = 3;
 /// The caller's W3C trace context on the first create.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
@@ -35,51 +34,16 @@ struct Stack {
     port: u16,
 }
 
-/// Azurite, the simulator (its event sink pointed at the service) and `serve`'s environment.
+/// Azurite, the simulator and `serve`'s environment (with `extra` settings).
 async fn stack(extra: &[(&str, String)]) -> Stack {
     let azurite = Azurite::shared().expect("Azurite");
-    let azurite_port = azurite.port();
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = pexip_sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        sim_listener,
-    )
-    .await
-    .unwrap();
     let port = free_port();
-    let mut sink = EventSinkTarget::new(format!("http://127.0.0.1:{port}/public/event_sink"));
-    sink.username = Some("pexip".into());
-    sink.password = Some(SINK_PASSWORD.into());
-    sim.add_event_sink(sink);
-    let mut env: Vec<(String, String)> = testkit::lifecycle::SETTINGS
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.extend(
-        [
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-            ("AzureWebJobsStorage", azurite.connection_string()),
-            (
-                "QUEUE_NAME_PREFIX",
-                format!("tel{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]),
-            ),
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-            ("EVENT_SINK_PASSWORD", SINK_PASSWORD.to_owned()),
-            ("ROOM_POOL_TARGET", POOL_TARGET.to_string()),
-            ("LOG_FORMAT", "json".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    let sim = lifecycle::simulator(port, SINK_PASSWORD).await;
+    let mut env = lifecycle::serve_env(azurite, &sim, port, SINK_PASSWORD, "json");
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Stack {
         _azurite: azurite,
-        azurite_port,
+        azurite_port: azurite.port(),
         sim,
         env,
         port,

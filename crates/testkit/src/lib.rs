@@ -9,6 +9,7 @@
 //!   envelopes the exporter uploads.
 //! - [`lifecycle`]: a service's whole life over HTTP (creates, event sink, GC, metrics, a
 //!   Pexip outage), for tests that check what it emitted meanwhile.
+//! - [`tls`]: a test CA and a TLS listener for loopback fakes of https-only services.
 //! - [`stats`]: latency percentiles for the benchmarks and the fault runs.
 
 pub mod azurite;
@@ -17,6 +18,7 @@ pub mod ingestion;
 pub mod lifecycle;
 pub mod serve;
 pub mod stats;
+pub mod tls;
 
 /// A queue name no other test uses: `<prefix>-<random hex>`, within the service's rules as
 /// long as `prefix` is lowercase letters, digits and single hyphens (at most 30 chars).

@@ -5,7 +5,12 @@
 //! create). Tests that look at what the service *emitted* meanwhile (log lines, telemetry)
 //! run it; its own assertions are only that each step was answered as such a step is.
 
+use std::time::Duration;
+
+use pexip_sim::{EventSinkTarget, SimConfig, SimHandle};
 use serde_json::{Value, json};
+
+use crate::azurite::Azurite;
 
 /// Host PIN the update writes; needs `HOST_PIN_LENGTH=14` (long, so finding it in output is
 /// a leak, not a coincidence).
@@ -19,6 +24,66 @@ pub const SETTINGS: [(&str, &str); 4] = [
     ("ROOM_DELETE_GRACE_SECONDS", "0"),
     ("ROOM_READY_DELAY_SECONDS", "0"),
 ];
+
+/// Rooms `serve` keeps in the pool during the lifecycle.
+pub const POOL_TARGET: u64 = 3;
+
+/// A simulator whose new rooms are dialable at once, posting its events to the service on
+/// `port` with HTTP Basic `pexip` / `sink_password`.
+pub async fn simulator(port: u16, sink_password: &str) -> SimHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let sim = pexip_sim::start(
+        SimConfig {
+            replication_delay: Duration::ZERO,
+            ..SimConfig::default()
+        },
+        listener,
+    )
+    .await
+    .expect("the simulator starts");
+    let mut sink = EventSinkTarget::new(format!("http://127.0.0.1:{port}/public/event_sink"));
+    sink.username = Some("pexip".into());
+    sink.password = Some(sink_password.into());
+    sim.add_event_sink(sink);
+    sim
+}
+
+/// `serve`'s environment for the lifecycle on `port`: Azurite's queues under a prefix of
+/// its own, `sim` as Pexip, the event sink's credentials, [`SETTINGS`], a pool of
+/// [`POOL_TARGET`], and `LOG_FORMAT` = `format`.
+pub fn serve_env(
+    azurite: &Azurite,
+    sim: &SimHandle,
+    port: u16,
+    sink_password: &str,
+    format: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(
+        [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
+            ("AzureWebJobsStorage", azurite.connection_string()),
+            (
+                "QUEUE_NAME_PREFIX",
+                format!("life{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+            ),
+            ("PEXIP_BASE_URL", sim.base_url()),
+            ("PEXIP_CLIENT_ID", sim.client_id()),
+            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
+            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
+            ("EVENT_SINK_PASSWORD", sink_password.to_owned()),
+            ("ROOM_POOL_TARGET", POOL_TARGET.to_string()),
+            ("LOG_FORMAT", format.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
 
 /// The hex `uuiData` of `host&video_call_id`.
 pub fn uui(host: &str, video_call_id: &str) -> String {
