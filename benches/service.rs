@@ -475,8 +475,8 @@ async fn telemetry_cost(
     logs: &std::path::Path,
 ) -> Vec<Row> {
     let ingestion = testkit::ingestion::Ingestion::start().await;
-    let plan = &plan().azurite_levels[..2];
     let pool = plan().azurite_pool;
+    let plan = &plan().azurite_levels[..2];
     let mut p50s: [Vec<Vec<Duration>>; 2] = Default::default();
     let mut peak_rss = [0.0f64; 2];
     for (round, on) in [false, true, true, false].into_iter().enumerate() {

@@ -112,6 +112,9 @@ const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
 fn fail(message: &str, code: u8) -> ExitCode {
     // One line, filed by the host as an Error whatever the message says.
-    eprintln!("{}", crate::telemetry::console::error_line(&format!("error: {message}")));
+    eprintln!(
+        "{}",
+        crate::telemetry::console::error_line(&format!("error: {message}"))
+    );
     ExitCode::from(code)
 }

@@ -20,7 +20,10 @@ fn read(path: &str) -> String {
 /// conditional (in-app authentication) part.
 fn app_settings(bicep: &str) -> Vec<(String, String, bool)> {
     let start = bicep.find("var appSettings").expect("var appSettings");
-    let end = start + bicep[start..].find("\nresource ").expect("a resource after it");
+    let end = start
+        + bicep[start..]
+            .find("\nresource ")
+            .expect("a resource after it");
     let block = &bicep[start..end];
     let conditional_from = block.find("? [] :").unwrap_or(block.len());
     let mut settings = Vec::new();
@@ -104,7 +107,10 @@ fn main_bicep_sets_every_setting_serve_needs_and_the_vault_holds_the_secrets() {
         let vars = environment(with_auth);
         let env = Env::from_pairs(vars.clone());
         let telemetry = TelemetrySettings::from_env(&env).unwrap();
-        assert!(telemetry.app_insights.is_some(), "Application Insights is on");
+        assert!(
+            telemetry.app_insights.is_some(),
+            "Application Insights is on"
+        );
         let vault = KeyVaultSettings::from_env(&env)
             .unwrap()
             .expect("KEY_VAULT_URL is set: the secrets come from the vault");
@@ -179,7 +185,9 @@ fn main_bicep_writes_no_secret_value() {
             bicep.contains(&format!("properties: {{ value: {name} }}")),
             "{name} is stored in the vault"
         );
-        if let Some(line) = params.lines().find(|l| l.starts_with(&format!("param {name} ")))
+        if let Some(line) = params
+            .lines()
+            .find(|l| l.starts_with(&format!("param {name} ")))
         {
             assert!(
                 line.contains("readEnvironmentVariable("),

@@ -425,7 +425,10 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
     .concat();
     let (stdout, stderr) = serve_and_stop(&configured).await;
     assert!(stdout.contains("serving"), "the run was logged: {stdout}");
-    assert!(!stderr.contains(WARNING) && !stdout.contains(WARNING), "{stderr}");
+    assert!(
+        !stderr.contains(WARNING) && !stdout.contains(WARNING),
+        "{stderr}"
+    );
 }
 
 /// A fresh directory for this test run.
@@ -465,9 +468,16 @@ async fn the_deployment_package_holds_the_app_and_runs_under_the_host() {
         .chain(["host.json".to_owned(), "pexip-sdk".to_owned()])
         .collect();
     expected.sort();
-    assert_eq!(names, expected, "no local.settings.json, no sources, nothing else");
+    assert_eq!(
+        names, expected,
+        "no local.settings.json, no sources, nothing else"
+    );
     let mode = archive.by_name("pexip-sdk").unwrap().unix_mode().unwrap();
-    assert_eq!(mode & 0o777, 0o755, "the binary keeps its run bit: {mode:o}");
+    assert_eq!(
+        mode & 0o777,
+        0o755,
+        "the binary keeps its run bit: {mode:o}"
+    );
 
     let root = dir.join("app");
     archive.extract(&root).unwrap();
@@ -520,7 +530,10 @@ fn funcignore_lets_core_tools_upload_what_the_package_holds() {
             .matched_path_or_any_parents(root.join(path), false)
             .is_ignore()
     };
-    assert!(!ignored(&layout.host.executable), "the binary host.json names is uploaded");
+    assert!(
+        !ignored(&layout.host.executable),
+        "the binary host.json names is uploaded"
+    );
     for path in [
         "target/release/deps/pexip_sdk-0123.d",
         "target/debug/pexip-sdk",

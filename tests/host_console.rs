@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use pexip_sdk::telemetry::console::{Encoding, Record, Stream};
 use testkit::azurite::Azurite;
-use testkit::{host_console, lifecycle};
 use testkit::serve::{ServeProcess, free_port};
+use testkit::{host_console, lifecycle};
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -45,7 +45,9 @@ fn misfiled(stdout: &str, stderr: &str) -> (Vec<String>, [usize; 3]) {
             for errors_only in [true, false] {
                 let got = host_console::classify(stream, line, errors_only);
                 if got != want {
-                    wrong.push(format!("{level} → {got:?} (errors_only {errors_only}): {line}"));
+                    wrong.push(format!(
+                        "{level} → {got:?} (errors_only {errors_only}): {line}"
+                    ));
                 }
             }
         }
@@ -106,9 +108,16 @@ impl<'a> MakeWriter<'a> for InMemory {
 fn tricky_records() {
     tracing::trace!(detail = "trace", "a trace record");
     tracing::debug!("a debug record; 2 retries failed");
-    tracing::info!(failures = 3, errors = 2, "3 deletions failed, errors seen: severe");
+    tracing::info!(
+        failures = 3,
+        errors = 2,
+        "3 deletions failed, errors seen: severe"
+    );
     tracing::warn!(error = "upstream error\nsecond line", "retrying");
-    tracing::error!(detail = "a warning sign", "request failed; WARNING text\nacross lines");
+    tracing::error!(
+        detail = "a warning sign",
+        "request failed; WARNING text\nacross lines"
+    );
 }
 
 #[test]
@@ -133,14 +142,26 @@ fn records_are_one_line_each_filed_at_their_own_level() {
             ),
         }
         let (stdout, stderr) = captured.0.lock().unwrap().clone();
-        assert_eq!(stdout.lines().count(), 3, "{encoding:?}: TRACE, DEBUG, INFO on stdout");
-        assert_eq!(stderr.lines().count(), 2, "{encoding:?}: WARN, ERROR on stderr, one line each");
+        assert_eq!(
+            stdout.lines().count(),
+            3,
+            "{encoding:?}: TRACE, DEBUG, INFO on stdout"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            2,
+            "{encoding:?}: WARN, ERROR on stderr, one line each"
+        );
         let (wrong, seen) = misfiled(&stdout, &stderr);
         assert!(wrong.is_empty(), "{encoding:?}: {wrong:#?}");
         assert_eq!(seen, [3, 1, 1]);
         if encoding == Encoding::Json {
-            let error: serde_json::Value = serde_json::from_str(stderr.lines().nth(1).unwrap()).unwrap();
-            assert_eq!(error["detail"], "a warning sign", "the JSON still says what was logged");
+            let error: serde_json::Value =
+                serde_json::from_str(stderr.lines().nth(1).unwrap()).unwrap();
+            assert_eq!(
+                error["detail"], "a warning sign",
+                "the JSON still says what was logged"
+            );
         }
     }
 }
@@ -156,14 +177,18 @@ async fn lifecycle_output(
     port: u16,
     sim: &str,
 ) -> (String, String) {
-    let dir = std::env::temp_dir().join(format!("pexip-sdk-console-{what}-{}", uuid::Uuid::new_v4()));
+    let dir =
+        std::env::temp_dir().join(format!("pexip-sdk-console-{what}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let (out, err) = (dir.join("stdout"), dir.join("stderr"));
     let mut process = ServeProcess::spawn_split(Path::new(BINARY), &args, &env, port, &out, &err);
     let http = reqwest::Client::new();
     process.wait_ready(&http, Duration::from_secs(30)).await;
     let life = testkit::lifecycle::run(&http, process.url(), sim, None).await;
-    assert!(life.create_statuses.contains(&502), "the outage failed a create: {life:?}");
+    assert!(
+        life.create_statuses.contains(&502),
+        "the outage failed a create: {life:?}"
+    );
     let status = process.terminate(Duration::from_secs(25)).await;
     assert!(status.success(), "{what}: {status}");
     let read = |p: &Path| std::fs::read_to_string(p).unwrap();
@@ -174,17 +199,32 @@ async fn lifecycle_output(
 
 fn check(what: &str, stdout: &str, stderr: &str) {
     let (wrong, [info, warn, error]) = misfiled(stdout, stderr);
-    assert!(wrong.is_empty(), "{what}: {} lines misfiled: {wrong:#?}", wrong.len());
+    assert!(
+        wrong.is_empty(),
+        "{what}: {} lines misfiled: {wrong:#?}",
+        wrong.len()
+    );
     // The run must have produced every kind of line, or the check above proves little.
-    assert!(info > 100 && warn > 0 && error > 0, "{what}: {info} info, {warn} warn, {error} error");
-    eprintln!("host-console: {what}: {info} Information, {warn} Warning, {error} Error lines, none misfiled");
+    assert!(
+        info > 100 && warn > 0 && error > 0,
+        "{what}: {info} info, {warn} warn, {error} error"
+    );
+    eprintln!(
+        "host-console: {what}: {info} Information, {warn} Warning, {error} Error lines, none misfiled"
+    );
 }
 
 async fn dev(format: &str) {
     let (port, sim_port) = (free_port(), free_port());
-    let args = ["dev", "--port", &port.to_string(), "--sim-port", &sim_port.to_string()]
-        .map(str::to_owned)
-        .to_vec();
+    let args = [
+        "dev",
+        "--port",
+        &port.to_string(),
+        "--sim-port",
+        &sim_port.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let mut env: Vec<(String, String)> = testkit::lifecycle::SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -66,9 +66,13 @@ async fn run(stack: &Stack, what: &str) -> (ServeProcess, Lifecycle) {
     let http = reqwest::Client::new();
     process.wait_ready(&http, Duration::from_secs(30)).await;
     let traceparent = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
-    let life =
-        testkit::lifecycle::run(&http, process.url(), &stack.sim.base_url(), Some(&traceparent))
-            .await;
+    let life = testkit::lifecycle::run(
+        &http,
+        process.url(),
+        &stack.sim.base_url(),
+        Some(&traceparent),
+    )
+    .await;
     (process, life)
 }
 
@@ -155,19 +159,34 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     for request in &requests {
         let data = &request["data"]["baseData"];
         let text = data.to_string();
-        assert!(!text.contains('?') && !text.contains("vbv-"), "no raw path or query: {text}");
+        assert!(
+            !text.contains('?') && !text.contains("vbv-"),
+            "no raw path or query: {text}"
+        );
         assert!(data["duration"].as_str().is_some_and(|d| d.contains(':')));
     }
     let creates: Vec<&&Value> = requests
         .iter()
         .filter(|r| r["data"]["baseData"]["name"] == "POST /room/create")
         .collect();
-    assert_eq!(creates.len(), life.create_statuses.len(), "one request per create");
+    assert_eq!(
+        creates.len(),
+        life.create_statuses.len(),
+        "one request per create"
+    );
     let codes: Vec<String> = creates
         .iter()
-        .map(|r| r["data"]["baseData"]["responseCode"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r["data"]["baseData"]["responseCode"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert!(codes.contains(&"502".to_owned()) && codes.contains(&"200".to_owned()), "{codes:?}");
+    assert!(
+        codes.contains(&"502".to_owned()) && codes.contains(&"200".to_owned()),
+        "{codes:?}"
+    );
     let failed = creates
         .iter()
         .find(|r| r["data"]["baseData"]["responseCode"] == "502")
@@ -188,7 +207,10 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     let dependencies = of_type(&envelopes, "RemoteDependencyData");
     let pexip_target = format!(
         "127.0.0.1:{}",
-        url::Url::parse(&stack.sim.base_url()).unwrap().port().unwrap()
+        url::Url::parse(&stack.sim.base_url())
+            .unwrap()
+            .port()
+            .unwrap()
     );
     let storage_target = format!("127.0.0.1:{}", stack.azurite_port);
     let of_create: Vec<&&Value> = dependencies
@@ -197,7 +219,9 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         .collect();
     let patch = of_create
         .iter()
-        .find(|d| d["data"]["baseData"]["name"] == "PATCH /api/admin/configuration/v1/conference/{id}/")
+        .find(|d| {
+            d["data"]["baseData"]["name"] == "PATCH /api/admin/configuration/v1/conference/{id}/"
+        })
         .unwrap_or_else(|| panic!("the tag update: {of_create:#?}"));
     let patch = &patch["data"]["baseData"];
     assert_eq!(patch["target"], pexip_target.as_str());
@@ -205,7 +229,9 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     assert_eq!(patch["type"], "HTTP");
     assert_eq!(patch["success"], true);
     assert!(
-        of_create.iter().any(|d| d["tags"]["ai.operation.parentId"] == request_id),
+        of_create
+            .iter()
+            .any(|d| d["tags"]["ai.operation.parentId"] == request_id),
         "dependencies are children of the request"
     );
     let storage: Vec<&str> = of_create
@@ -221,13 +247,18 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         let data = &dependency["data"]["baseData"];
         let text = data.to_string();
         assert!(!text.contains('?'), "no query string: {text}");
-        assert!(!text.contains("popreceipt") && !text.contains("vbv-"), "{text}");
+        assert!(
+            !text.contains("popreceipt") && !text.contains("vbv-"),
+            "{text}"
+        );
     }
     // The outage: the PATCHes answered 503 are dependencies of their own, failed, then the
     // retry that worked.
     let patch_codes: Vec<&str> = dependencies
         .iter()
-        .filter(|d| d["data"]["baseData"]["name"] == "PATCH /api/admin/configuration/v1/conference/{id}/")
+        .filter(|d| {
+            d["data"]["baseData"]["name"] == "PATCH /api/admin/configuration/v1/conference/{id}/"
+        })
         .filter_map(|d| d["data"]["baseData"]["resultCode"].as_str())
         .collect();
     assert!(
@@ -245,13 +276,18 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
             .filter_map(|t| t["data"]["baseData"]["severityLevel"].as_u64())
             .collect()
     };
-    assert_eq!(severity_of("room allocated from the pool"), BTreeSet::from([1]));
-    assert_eq!(severity_of("pexip request failed; retrying"), BTreeSet::from([2]));
+    assert_eq!(
+        severity_of("room allocated from the pool"),
+        BTreeSet::from([1])
+    );
+    assert_eq!(
+        severity_of("pexip request failed; retrying"),
+        BTreeSet::from([2])
+    );
     assert_eq!(severity_of("Pexip request failed"), BTreeSet::from([3]));
     assert!(
-        traces
-            .iter()
-            .any(|t| op_id(t) == TRACE_ID && t["data"]["baseData"]["message"] == "room allocated from the pool"),
+        traces.iter().any(|t| op_id(t) == TRACE_ID
+            && t["data"]["baseData"]["message"] == "room allocated from the pool"),
         "the create's log events carry its operation id"
     );
 
@@ -260,9 +296,20 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     let values = |name: &str| -> Vec<(f64, Value)> {
         metrics
             .iter()
-            .flat_map(|m| m["data"]["baseData"]["metrics"].as_array().unwrap().iter().map(move |p| (p, m)))
+            .flat_map(|m| {
+                m["data"]["baseData"]["metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |p| (p, m))
+            })
             .filter(|(p, _)| p["name"] == name)
-            .map(|(p, m)| (p["value"].as_f64().unwrap(), m["data"]["baseData"]["properties"].clone()))
+            .map(|(p, m)| {
+                (
+                    p["value"].as_f64().unwrap(),
+                    m["data"]["baseData"]["properties"].clone(),
+                )
+            })
             .collect()
     };
     let pool = values("pool_depth");
@@ -274,7 +321,10 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     assert_eq!(values("poison_count").last().map(|(v, _)| *v), Some(0.0));
     let allocations: f64 = values("allocations").iter().map(|(v, _)| v).sum();
     let succeeded = life.create_statuses.iter().filter(|s| **s == 200).count();
-    assert_eq!(allocations, succeeded as f64, "every allocation counted once");
+    assert_eq!(
+        allocations, succeeded as f64,
+        "every allocation counted once"
+    );
     let unavailable: f64 = values("pexip_errors")
         .iter()
         .filter(|(_, props)| props["class"] == "unavailable")
@@ -287,7 +337,11 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         .filter(|p| p["name"] == "room_create_duration_ms")
         .filter_map(|p| p["count"].as_f64())
         .sum();
-    assert_eq!(latency_count, life.create_statuses.len() as f64, "a latency per create");
+    assert_eq!(
+        latency_count,
+        life.create_statuses.len() as f64,
+        "a latency per create"
+    );
 
     // No secret left the process.
     let everything = serde_json::to_string(&envelopes).unwrap();
@@ -303,7 +357,10 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
     }
     for room in stack.sim.rooms() {
         secrets.push((format!("host PIN of {}", room.name), room.pin.clone()));
-        secrets.push((format!("guest PIN of {}", room.name), room.guest_pin.clone()));
+        secrets.push((
+            format!("guest PIN of {}", room.name),
+            room.guest_pin.clone(),
+        ));
     }
     let tokens = stack.sim.issued_tokens();
     assert!(!tokens.is_empty());
@@ -356,7 +413,12 @@ fn remote_addresses(pid: u32) -> Vec<String> {
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_string_lossy().into_owned();
-            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
         })
         .collect();
     let mut remotes = Vec::new();
@@ -404,9 +466,18 @@ async fn without_a_connection_string_nothing_leaves_the_process() {
         "no exporter thread: {threads:?}"
     );
     let remotes = remote_addresses(process.pid());
-    assert!(!remotes.is_empty(), "the check sees the process's connections");
-    let elsewhere: Vec<&String> = remotes.iter().filter(|a| !is_loopback_or_unset(a)).collect();
-    assert!(elsewhere.is_empty(), "connections beyond loopback: {elsewhere:?}");
+    assert!(
+        !remotes.is_empty(),
+        "the check sees the process's connections"
+    );
+    let elsewhere: Vec<&String> = remotes
+        .iter()
+        .filter(|a| !is_loopback_or_unset(a))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "connections beyond loopback: {elsewhere:?}"
+    );
     let status = process.terminate(Duration::from_secs(25)).await;
     assert!(status.success(), "{status}");
 }

@@ -80,7 +80,8 @@ impl AppInsightsSettings {
     /// Check the parts of a connection string the exporter needs (`InstrumentationKey`, and
     /// `IngestionEndpoint` as a URL when given); errors never echo the value.
     fn parse(raw: &str, site_name: Option<&str>) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::invalid(APPLICATIONINSIGHTS_CONNECTION_STRING, reason);
+        let invalid =
+            |reason: &str| ConfigError::invalid(APPLICATIONINSIGHTS_CONNECTION_STRING, reason);
         let mut key = None;
         let mut endpoint = None;
         for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -90,8 +91,8 @@ impl AppInsightsSettings {
             if name.eq_ignore_ascii_case("InstrumentationKey") {
                 key = Some(value);
             } else if name.eq_ignore_ascii_case("IngestionEndpoint") {
-                let url = Url::parse(value)
-                    .map_err(|_| invalid("IngestionEndpoint is not a URL"))?;
+                let url =
+                    Url::parse(value).map_err(|_| invalid("IngestionEndpoint is not a URL"))?;
                 if !matches!(url.scheme(), "https" | "http") {
                     return Err(invalid("IngestionEndpoint must be an http(s) URL"));
                 }
@@ -142,10 +143,13 @@ mod tests {
             ai.ingestion_endpoint.unwrap().host_str(),
             Some("westeurope-5.in.applicationinsights.azure.com")
         );
-        let local = settings(&[(APPLICATIONINSIGHTS_CONNECTION_STRING, "InstrumentationKey=k")])
-            .unwrap()
-            .app_insights
-            .unwrap();
+        let local = settings(&[(
+            APPLICATIONINSIGHTS_CONNECTION_STRING,
+            "InstrumentationKey=k",
+        )])
+        .unwrap()
+        .app_insights
+        .unwrap();
         assert_eq!(local.role_name, "pexip-sdk");
     }
 
@@ -160,7 +164,10 @@ mod tests {
         ] {
             let e = settings(&[(APPLICATIONINSIGHTS_CONNECTION_STRING, bad)]).unwrap_err();
             let text = e.to_string();
-            assert!(text.contains(APPLICATIONINSIGHTS_CONNECTION_STRING), "{text}");
+            assert!(
+                text.contains(APPLICATIONINSIGHTS_CONNECTION_STRING),
+                "{text}"
+            );
             assert!(!text.contains("secret-key"), "{text}");
         }
     }

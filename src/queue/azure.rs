@@ -26,8 +26,8 @@ use secrecy::ExposeSecret as _;
 use super::shared_key::SharedKeyPolicy;
 use super::{QueueError, Receipt, ReceivedMessage};
 use crate::azure_sdk::describe;
-use crate::telemetry::dependency::StorageService;
 use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
+use crate::telemetry::dependency::StorageService;
 
 /// The two service clients of one account: the same endpoint and credentials, with and
 /// without the SDK's automatic retries.

@@ -211,11 +211,11 @@ mod tests {
 
     #[test]
     fn a_record_becomes_one_line() {
+        assert_eq!(line("a\nb\r\nc\n", Level::INFO, Encoding::Text), "a b  c\n");
         assert_eq!(
-            line("a\nb\r\nc\n", Level::INFO, Encoding::Text),
-            "a b  c\n"
+            line("no newline", Level::WARN, Encoding::Text),
+            "no newline\n"
         );
-        assert_eq!(line("no newline", Level::WARN, Encoding::Text), "no newline\n");
     }
 
     #[test]
@@ -234,6 +234,9 @@ mod tests {
         );
         assert!(!json.to_lowercase().contains("warn"), "{json}");
         let decoded: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(decoded, serde_json::json!({"level": "ERROR", "warnings": "WARN"}));
+        assert_eq!(
+            decoded,
+            serde_json::json!({"level": "ERROR", "warnings": "WARN"})
+        );
     }
 }

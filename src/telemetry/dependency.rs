@@ -236,7 +236,9 @@ mod tests {
         let azure = url::Url::parse("https://acct.queue.core.windows.net").unwrap();
         let policy = StoragePolicy::new(StorageService::Queue, &azure);
         assert_eq!(
-            policy.template(&url::Url::parse("https://acct.queue.core.windows.net/q1/messages").unwrap()),
+            policy.template(
+                &url::Url::parse("https://acct.queue.core.windows.net/q1/messages").unwrap()
+            ),
             "/{queue}/messages"
         );
         let blobs = StoragePolicy::new(

@@ -25,8 +25,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_application_insights::Exporter;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_application_insights::Exporter;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -142,11 +142,10 @@ impl Providers {
             .with_filter(filter_fn(|meta| {
                 meta.is_span() && meta.fields().field("otel.kind").is_some()
             }));
-        let logs = OpenTelemetryTracingBridge::new(&self.logs).with_filter(
-            env_filter(directives).and(filter_fn(|meta| {
-                meta.is_event() && !is_transport_target(meta.target())
-            })),
-        );
+        let logs =
+            OpenTelemetryTracingBridge::new(&self.logs).with_filter(env_filter(directives).and(
+                filter_fn(|meta| meta.is_event() && !is_transport_target(meta.target())),
+            ));
         vec![Box::new(spans), Box::new(logs)]
     }
 

@@ -93,7 +93,10 @@ pub fn record_report(report: &MetricsReport) {
 pub fn record_create(latency: Duration, status: u16) {
     INSTRUMENTS.create_duration.record(
         latency.as_secs_f64() * 1000.0,
-        &[KeyValue::new("http.response.status_code", i64::from(status))],
+        &[KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        )],
     );
 }
 
@@ -109,7 +112,9 @@ pub fn observe_service(rooms: &RoomService) {
     let meter = meter();
     type Read = fn(&RoomService) -> u64;
     let service: [(&'static str, &'static str, Read); 4] = [
-        ("allocations", "Rooms handed to callers", |r| r.stats().allocations),
+        ("allocations", "Rooms handed to callers", |r| {
+            r.stats().allocations
+        }),
         (
             "pool_empty_fallbacks",
             "Allocations that found the pool empty",

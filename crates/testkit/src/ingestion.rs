@@ -103,7 +103,10 @@ impl Ingestion {
     /// The setting that makes a child process trust the endpoint (and nothing else: the
     /// file replaces the system's roots).
     pub fn trust_env(&self) -> (String, String) {
-        ("SSL_CERT_FILE".to_owned(), self.ca_file.display().to_string())
+        (
+            "SSL_CERT_FILE".to_owned(),
+            self.ca_file.display().to_string(),
+        )
     }
 
     /// A connection string pointing the exporter here.
@@ -149,10 +152,7 @@ async fn track(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, axum::Json<Value>) {
-    let mut received = shared
-        .received
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut received = shared.received.lock().unwrap_or_else(|e| e.into_inner());
     received.uploads += 1;
     if shared.failing {
         return (

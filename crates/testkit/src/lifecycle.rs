@@ -108,11 +108,18 @@ pub struct Lifecycle {
 
 /// Run it against the service at `base` with the simulator's control API at `sim`.
 /// `traceparent` goes on the first create.
-pub async fn run(http: &reqwest::Client, base: &str, sim: &str, traceparent: Option<&str>) -> Lifecycle {
+pub async fn run(
+    http: &reqwest::Client,
+    base: &str,
+    sim: &str,
+    traceparent: Option<&str>,
+) -> Lifecycle {
     let mut life = Lifecycle::default();
     timer(http, base, "metrics_timer").await;
 
-    let first = life.create(http, base, "id", "TGlmZWN5Y2xlT25lMTIzNDU2", traceparent).await;
+    let first = life
+        .create(http, base, "id", "TGlmZWN5Y2xlT25lMTIzNDU2", traceparent)
+        .await;
     assert_eq!(first, 200, "the first create");
     life.create(http, base, "idtest", "TGlmZWN5Y2xlVHdvNjU0MzIx", None)
         .await;
@@ -149,14 +156,32 @@ pub async fn run(http: &reqwest::Client, base: &str, sim: &str, traceparent: Opt
 
     // The outage: two 503s on the tag update (retried), one 500 (not retried: the create
     // fails), then every Management API call refused while the timers and a create run.
-    fault(http, sim, json!({"kind": "status", "status": 503, "count": 2, "method": "PATCH"})).await;
-    life.create(http, base, "id", "T3V0YWdlUmV0cmllZDk4NzY1", None).await;
-    fault(http, sim, json!({"kind": "status", "status": 500, "count": 1, "method": "PATCH"})).await;
-    life.create(http, base, "id", "T3V0YWdlRmFpbGVkMTIzNDU2", None).await;
-    fault(http, sim, json!({"kind": "status", "status": 503, "path_prefix": "/api/admin"})).await;
+    fault(
+        http,
+        sim,
+        json!({"kind": "status", "status": 503, "count": 2, "method": "PATCH"}),
+    )
+    .await;
+    life.create(http, base, "id", "T3V0YWdlUmV0cmllZDk4NzY1", None)
+        .await;
+    fault(
+        http,
+        sim,
+        json!({"kind": "status", "status": 500, "count": 1, "method": "PATCH"}),
+    )
+    .await;
+    life.create(http, base, "id", "T3V0YWdlRmFpbGVkMTIzNDU2", None)
+        .await;
+    fault(
+        http,
+        sim,
+        json!({"kind": "status", "status": 503, "path_prefix": "/api/admin"}),
+    )
+    .await;
     timer(http, base, "metrics_timer").await;
     timer(http, base, "gc_timer").await;
-    life.create(http, base, "iddev", "T3V0YWdlRG93bjU1NTU1NTU1", None).await;
+    life.create(http, base, "iddev", "T3V0YWdlRG93bjU1NTU1NTU1", None)
+        .await;
     let cleared = http
         .delete(format!("{sim}/_sim/faults"))
         .send()
