@@ -6,8 +6,7 @@
 //! renewals and every waiter re-checks the cache once it holds the mutex. A 401 from
 //! `/api/admin` forces one renewal, also single flight: a token is identified by a generation
 //! number, and a caller whose token was already replaced by someone else's renewal just uses
-//! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause
-//! time.
+//! the new one. Expiry is measured with `tokio::time::Instant` so tests can pause time.
 //!
 //! The private key and the Basic password are [`Secret`] handles, read when needed: a key
 //! rotated in Key Vault signs the next token request, a rotated password goes out with the
