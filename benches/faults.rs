@@ -31,8 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use pexip_sim::{Fault, SimHandle};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 use testkit::stats::{Latencies, ms};
 
@@ -69,11 +70,11 @@ const PERSISTENT_ROOMS: usize = 5;
 const ADMIN: &str = "/api/admin/";
 
 fn tag_of(call: usize) -> String {
-    format!("https://id.gov.bc.ca/idcheck/protected/video/FAULT{call}")
+    testkit::id_tag(&format!("FAULT{call}"))
 }
 
 fn uui_of(call: usize) -> String {
-    hex::encode(format!("id&FAULT{call}"))
+    testkit::uui("id", &format!("FAULT{call}"))
 }
 
 /// A room as a caller got it.
@@ -208,25 +209,18 @@ async fn phase(run: &Arc<Run>, duration: Duration, action: impl Future<Output = 
     tally
 }
 
-fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "fault-run-sink".to_owned()),
-        ("ROOM_POOL_TARGET", POOL_TARGET.to_string()),
+fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "fault-run-sink")
+        .set("ROOM_POOL_TARGET", POOL_TARGET.to_string())
         // Pool rooms are visible at once, so the reconciler can list the whole pool.
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("PEXIP_REQUEST_TIMEOUT_SECONDS", "5".to_owned()),
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("PEXIP_REQUEST_TIMEOUT_SECONDS", "5")
         // Info, as in Azure: the instance logs name every room handed out, for a post-mortem.
-        ("RUST_LOG", "info".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+        .set("RUST_LOG", "info")
 }
 
 fn sim_faults(name: &str) -> Vec<Fault> {
@@ -293,16 +287,7 @@ async fn main() {
     let timing = if full { &FULL } else { &SMOKE };
     let run_started = Instant::now();
     let mut azurite = Azurite::start_on_disk().expect("Azurite starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        listener,
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let prefix = format!("faults{}-", std::process::id());
     let env = instance_env(&sim, &azurite, &prefix);
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -314,29 +299,10 @@ async fn main() {
         .unwrap();
 
     // Persistent rooms the service must never touch.
-    let admin = {
-        let env = pexip_sdk::config::Env::from_pairs([
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ]);
-        let settings = pexip_sdk::config::PexipSettings::from_env(&env).unwrap();
-        pexip_sdk::pexip::PexipClient::new(&settings).unwrap()
-    };
+    let admin = testkit::sim::pexip_client(&sim, &[]);
     for i in 0..PERSISTENT_ROOMS {
-        let name = format!("test_fault_{i}");
         admin
-            .create_conference(&pexip_sdk::pexip::NewConference {
-                name: name.clone(),
-                service_type: "conference".into(),
-                description: String::new(),
-                tag: String::new(),
-                pin: "123456".into(),
-                guest_pin: "4321".into(),
-                allow_guests: true,
-                aliases: vec![name],
-                extra: serde_json::Map::new(),
-            })
+            .create_conference(&testkit::sim::conference(&format!("test_fault_{i}")))
             .await
             .unwrap();
     }
@@ -346,7 +312,7 @@ async fn main() {
         spawned += 1;
         ServeProcess::spawn(
             BINARY.as_ref(),
-            &env,
+            env.pairs(),
             Some(&logs.join(format!("{name}-{spawned}.log"))),
         )
     };
@@ -450,10 +416,12 @@ async fn main() {
         instance.terminate(Duration::from_secs(60)).await;
     }
     let rooms_before_heal = sim.rooms().len();
-    let mut healer_env = env.clone();
-    healer_env.push(("LEAK_MIN_AGE_SECONDS".into(), "0".into()));
-    let mut healer =
-        ServeProcess::spawn(BINARY.as_ref(), &healer_env, Some(&logs.join("healer.log")));
+    let healer_env = env.clone().set("LEAK_MIN_AGE_SECONDS", "0");
+    let mut healer = ServeProcess::spawn(
+        BINARY.as_ref(),
+        healer_env.pairs(),
+        Some(&logs.join("healer.log")),
+    );
     healer.wait_ready(&http, Duration::from_secs(30)).await;
     let gc_logs = invoke_timer(&http, healer.url(), "gc_timer")
         .await

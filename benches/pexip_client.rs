@@ -11,10 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
 use pexip_sdk::pexip::{Deleted, NewConference, PexipClient};
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
-use secrecy::SecretString;
+use pexip_sim::{Fault, SimHandle};
 
 const WORKERS: usize = 16;
 const CAP: usize = 5;
@@ -33,28 +31,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let sim = sim::start(
-            SimConfig {
-                replication_delay: Duration::ZERO,
-                ..SimConfig::default()
-            },
-            listener,
-        )
-        .await?;
-        let client = PexipClient::new(&PexipSettings {
-            base_url: parse_base_url("PEXIP_BASE_URL", &sim.base_url())?,
-            auth: PexipAuth::OAuth2 {
-                client_id: sim.client_id(),
-                private_key: pexip_sdk::secrets::Secret::fixed(
-                "PEXIP_PRIVATE_KEY",
-                SecretString::from(sim.private_key_pem()),
-            ),
-            },
-            max_in_flight: CAP,
-            request_timeout: Duration::from_secs(30),
-            max_retries: 3,
-        })?;
+        let sim = testkit::sim::start().await;
+        let client = testkit::sim::pexip_client(&sim, &[("PEXIP_MAX_IN_FLIGHT", &CAP.to_string())]);
         let duration = if bench_mode {
             Duration::from_secs(seconds)
         } else {

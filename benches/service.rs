@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{DELETION_QUEUE, DeletionMessage, Queue, QueueService};
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use pexip_sim::{Fault, SimHandle};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, proc_rss_mib};
 use testkit::stats::{Latencies, ms};
 
@@ -143,7 +144,7 @@ async fn create_load(
                     if i >= total {
                         return (latencies, failures);
                     }
-                    let uui = hex::encode(format!("id&{tag}{i}"));
+                    let uui = testkit::uui("id", &format!("{tag}{i}"));
                     let t = Instant::now();
                     let ok = match http
                         .post(format!("{base}/room/create?uuiData={uui}"))
@@ -287,40 +288,28 @@ impl Drop for Dev {
     }
 }
 
-fn serve_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "bench-sink".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+fn serve_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "bench-sink")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// Median and p90 of exec → first answer over `runs` starts of `serve`.
 async fn exec_to_ready(azurite: &Azurite, http: &reqwest::Client, runs: usize) -> Latencies {
     let mut samples = Latencies::default();
     for i in 0..runs {
-        let env: Vec<(String, String)> = [
-            ("AzureWebJobsStorage", azurite.connection_string()),
-            ("QUEUE_NAME_PREFIX", format!("ready{i}-")),
-            ("PEXIP_BASE_URL", "http://127.0.0.1:9".to_owned()),
-            ("PEXIP_USERNAME", "admin".to_owned()),
-            ("PEXIP_PASSWORD", "bench".to_owned()),
-            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-            ("EVENT_SINK_PASSWORD", "bench".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, None);
+        let env = AppEnv::new()
+            .storage(azurite)
+            .queue_prefix(format!("ready{i}-"))
+            .set("PEXIP_BASE_URL", "http://127.0.0.1:9")
+            .set("PEXIP_USERNAME", "admin")
+            .set("PEXIP_PASSWORD", "bench")
+            .event_sink("pexip", "bench");
+        let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), None);
         samples.push(serve.wait_ready(http, Duration::from_secs(30)).await);
     }
     samples
@@ -409,15 +398,7 @@ async fn main() {
     if wanted("dev") {
         rows.extend(dev_creates(&http).await);
     }
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     if wanted("azurite") {
         rows.extend(serve_creates(&http, &sim, &azurite, &logs).await);
     }
@@ -480,19 +461,20 @@ async fn telemetry_cost(
     let mut p50s: [Vec<Vec<Duration>>; 2] = Default::default();
     let mut peak_rss = [0.0f64; 2];
     for (round, on) in [false, true, true, false].into_iter().enumerate() {
-        let mut env = serve_env(sim, azurite, &format!("tel{round}-"));
-        env.retain(|(k, _)| k != "RUST_LOG");
-        env.push(("RUST_LOG".into(), "info".into()));
-        env.push(("ROOM_POOL_TARGET".into(), pool.to_string()));
+        let mut env = serve_env(sim, azurite, &format!("tel{round}-"))
+            .set("RUST_LOG", "info")
+            .set("ROOM_POOL_TARGET", pool.to_string());
         if on {
-            env.push((
-                "APPLICATIONINSIGHTS_CONNECTION_STRING".into(),
-                ingestion.connection_string(),
-            ));
-            env.push(ingestion.trust_env());
+            let (trust, ca) = ingestion.trust_env();
+            env = env
+                .set(
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                    ingestion.connection_string(),
+                )
+                .set(&trust, ca);
         }
         let log = logs.join(format!("telemetry-{round}.log"));
-        let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&log));
+        let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&log));
         serve.wait_ready(http, Duration::from_secs(30)).await;
         let levels = levels(http, serve.url(), plan, &format!("TEL{round}")).await;
         let (peak, _) = serve.rss_mib().expect("serve RSS");
@@ -550,10 +532,10 @@ async fn serve_creates(
     logs: &std::path::Path,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
-    let mut env = serve_env(sim, azurite, "load-");
     let pool = plan().azurite_pool;
-    env.push(("ROOM_POOL_TARGET".into(), pool.to_string()));
-    let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("serve.log")));
+    let env = serve_env(sim, azurite, "load-").set("ROOM_POOL_TARGET", pool.to_string());
+    let mut serve =
+        ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&logs.join("serve.log")));
     serve.wait_ready(http, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, idle_rss) = serve.rss_mib().expect("serve RSS");
@@ -578,16 +560,7 @@ async fn serve_creates(
 async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
     use futures::StreamExt as _;
     // Created through a client of our own, outside the service's cap.
-    let admin = {
-        let env = pexip_sdk::config::Env::from_pairs([
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-            ("PEXIP_MAX_IN_FLIGHT", "16".to_owned()),
-        ]);
-        let settings = pexip_sdk::config::PexipSettings::from_env(&env).unwrap();
-        pexip_sdk::pexip::PexipClient::new(&settings).unwrap()
-    };
+    let admin = testkit::sim::pexip_client(sim, &[("PEXIP_MAX_IN_FLIGHT", "16")]);
     deletion.ensure_exists().await.unwrap();
     futures::stream::iter(0..plan().gc_rooms)
         .for_each_concurrent(16, |i| {
@@ -595,17 +568,7 @@ async fn fill_for_gc(sim: &SimHandle, deletion: &Queue, label: &str) {
             async move {
                 let name = format!("vbv-gc{label}-{i}");
                 admin
-                    .create_conference_id(&pexip_sdk::pexip::NewConference {
-                        name: name.clone(),
-                        service_type: "conference".into(),
-                        description: String::new(),
-                        tag: String::new(),
-                        pin: "123456".into(),
-                        guest_pin: "4321".into(),
-                        allow_guests: true,
-                        aliases: vec![name.clone()],
-                        extra: serde_json::Map::new(),
-                    })
+                    .create_conference_id(&testkit::sim::conference(&name))
                     .await
                     .expect("room created");
                 let message = DeletionMessage {
@@ -661,21 +624,14 @@ async fn timed_gc(http: &reqwest::Client, sim: &SimHandle, base: &str, what: &st
     )
 }
 
-fn gc_env(sim: &SimHandle, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "bench-sink".to_owned()),
-        ("ROOM_POOL_TARGET", "0".to_owned()),
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+fn gc_env(sim: &SimHandle, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "bench-sink")
+        .set("ROOM_POOL_TARGET", "0")
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// The GC with in-memory queues, served in this process exactly as `serve` wires it: the
@@ -683,7 +639,7 @@ fn gc_env(sim: &SimHandle, prefix: &str) -> Vec<(String, String)> {
 /// throughput here: it scans every message on each queue operation; see `gc_azurite`.)
 async fn gc_in_memory(http: &reqwest::Client, sim: &SimHandle) -> Row {
     use pexip_sdk::app::{App, AppSettings};
-    let env = pexip_sdk::config::Env::from_pairs(gc_env(sim, "gcmem-"));
+    let env = gc_env(sim, "gcmem-").to_env();
     let settings =
         AppSettings::from_env(&env, Some(pexip_sdk::config::StorageSettings::InMemory)).unwrap();
     let app = App::build(settings).unwrap();
@@ -712,9 +668,8 @@ async fn gc_azurite(
     let queues = QueueService::connect(&azurite.settings()).unwrap();
     let deletion = queues.queue(&format!("{prefix}{DELETION_QUEUE}")).unwrap();
     fill_for_gc(sim, &deletion, "az").await;
-    let mut env = gc_env(sim, prefix);
-    env.push(("AzureWebJobsStorage".into(), azurite.connection_string()));
-    let mut serve = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("gc.log")));
+    let env = gc_env(sim, prefix).storage(azurite);
+    let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&logs.join("gc.log")));
     serve.wait_ready(http, Duration::from_secs(30)).await;
     let row = timed_gc(http, sim, serve.url(), "`serve` + Azurite").await;
     serve.terminate(Duration::from_secs(60)).await;

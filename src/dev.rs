@@ -14,6 +14,7 @@ use tower::ServiceExt as _;
 use crate::app::{App, AppSettings, bind, shutdown_signal};
 use crate::config::{Env, StorageSettings};
 use crate::functions::{AppLayout, TimerFunction};
+use crate::genesys::stand_in::{RunningStandIn, StandIn};
 use pexip_sim::{EventSinkTarget, SimConfig};
 
 /// What `dev` runs with (the command line's `dev` arguments).
@@ -54,9 +55,9 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
 
     // The simulator is this process's Pexip; everything else keeps the operator's values.
     let mut env = env.clone();
-    env.set("PEXIP_BASE_URL", sim.base_url());
-    env.set("PEXIP_CLIENT_ID", sim.client_id());
-    env.set("PEXIP_PRIVATE_KEY", sim.private_key_pem());
+    for (name, value) in sim.client_env() {
+        env.set(name, value);
+    }
     env.set("EVENT_SINK_USERNAME", "pexip");
     env.set("EVENT_SINK_PASSWORD", sink_password.clone());
     env.set_default(
@@ -64,7 +65,7 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
         args.replication_delay_seconds.to_string(),
     );
     if env.get("GENESYS_API_BASE").is_none() {
-        env.set("GENESYS_API_BASE", dev_genesys().await?);
+        env.set("GENESYS_API_BASE", dev_genesys().await?.url());
         env.set("GENESYS_ALLOWED_DIVISIONS", DEV_AGENT_DIVISION);
     }
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
@@ -119,29 +120,15 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
 const DEV_AGENT_TOKEN: &str = "dev-agent-token";
 const DEV_AGENT_DIVISION: &str = "dev-division";
 
-/// A local stand-in for Genesys Cloud's `GET /api/v2/users/me`, so the agent route works in
-/// `dev` without a contact centre: `dev-agent-token` is an agent of `dev-division`; any other
-/// token is refused as Genesys would (401).
-async fn dev_genesys() -> anyhow::Result<String> {
-    use axum::http::{HeaderMap, StatusCode};
-    let app = axum::Router::new().route(
-        "/api/v2/users/me",
-        axum::routing::get(|headers: HeaderMap| async move {
-            let expected = format!("Bearer {DEV_AGENT_TOKEN}");
-            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-                Some(auth) if auth == expected => Ok(axum::Json(serde_json::json!({
-                    "id": "dev-agent", "name": "Dev Agent", "division": {"id": DEV_AGENT_DIVISION}
-                }))),
-                _ => Err(StatusCode::UNAUTHORIZED),
-            }
-        }),
-    );
-    let listener = bind(0).await.context("Genesys stand-in")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(url)
+/// A local stand-in for Genesys Cloud, so the agent route works in `dev` without a contact
+/// centre: `dev-agent-token` is an agent of `dev-division`; any other token is refused as
+/// Genesys would (401).
+async fn dev_genesys() -> anyhow::Result<RunningStandIn> {
+    StandIn::new()
+        .agent(DEV_AGENT_TOKEN, "dev-agent", DEV_AGENT_DIVISION)
+        .start()
+        .await
+        .context("Genesys stand-in")
 }
 
 /// The function folders: next to the working directory when run from the repository (as

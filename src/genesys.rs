@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 use crate::config::GenesysSettings;
 
+pub mod stand_in;
+
 /// Most tokens remembered at once; beyond it the cache is cleared (cheap, and bounded memory
 /// matters more than a few extra calls to Genesys).
 const MAX_CACHED_TOKENS: usize = 10_000;
@@ -136,50 +138,24 @@ impl AgentAuth {
 
 #[cfg(test)]
 mod tests {
+    use super::stand_in::{RunningStandIn, StandIn};
     use super::*;
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::{Json, Router, routing::get};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use axum::http::StatusCode;
 
-    /// A loopback fake of Genesys Cloud's `GET /api/v2/users/me`.
-    async fn fake_genesys(calls: Arc<AtomicUsize>) -> url::Url {
-        let app = Router::new().route(
-            "/api/v2/users/me",
-            get(move |headers: HeaderMap| {
-                let calls = calls.clone();
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    match auth {
-                        "Bearer agent-ok" => Ok(Json(
-                            serde_json::json!({"id":"u1","division":{"id":"div-sbc","name":"SBC"}}),
-                        )),
-                        "Bearer agent-other" => Ok(Json(
-                            serde_json::json!({"id":"u2","division":{"id":"div-x"}}),
-                        )),
-                        "Bearer genesys-down" => Err(StatusCode::SERVICE_UNAVAILABLE),
-                        _ => Err(StatusCode::UNAUTHORIZED),
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url::Url::parse(&format!("http://{addr}")).unwrap()
-    }
-
-    async fn checker() -> (AgentAuth, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
+    async fn checker() -> (AgentAuth, RunningStandIn) {
+        let genesys = StandIn::new()
+            .agent("agent-ok", "u1", "div-sbc")
+            .agent("agent-other", "u2", "div-x")
+            .answering("genesys-down", StatusCode::SERVICE_UNAVAILABLE)
+            .start()
+            .await
+            .unwrap();
         let settings = GenesysSettings {
-            api_base: fake_genesys(calls.clone()).await,
+            api_base: genesys.url().parse().unwrap(),
             allowed_divisions: vec!["div-sbc".into()],
             cache_ttl: Duration::from_secs(60),
         };
-        (AgentAuth::new(settings, reqwest::Client::new()), calls)
+        (AgentAuth::new(settings, reqwest::Client::new()), genesys)
     }
 
     #[tokio::test]
@@ -204,13 +180,13 @@ mod tests {
 
     #[tokio::test]
     async fn answers_are_cached_but_outages_are_not() {
-        let (auth, calls) = checker().await;
+        let (auth, genesys) = checker().await;
         for _ in 0..5 {
             auth.check(Some("agent-ok")).await.unwrap();
             let _ = auth.check(Some("forged")).await;
             let _ = auth.check(Some("genesys-down")).await;
         }
         // One call each for the two definite answers, five for the outage.
-        assert_eq!(calls.load(Ordering::SeqCst), 1 + 1 + 5);
+        assert_eq!(genesys.calls(), 1 + 1 + 5);
     }
 }

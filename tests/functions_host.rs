@@ -8,14 +8,17 @@
 //! from the debug binary the tests already have: what is under test is the layout, and a
 //! release build would double CI's build time.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::functions::AppLayout;
-use pexip_sim::{self as sim, EventSinkTarget, SimConfig};
+use pexip_sim::EventSinkTarget;
 use serde_json::{Value, json};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
+use testkit::free_port;
 
 const APP_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The binary under test. host.json names `target/release/pexip-sdk`; tests run the build
@@ -31,17 +34,13 @@ impl Drop for Handler {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The handler as the host starts it from `root`: host.json's arguments and working
 /// directory, the host's environment, and `executable` as the program.
-fn host_command_in(root: &Path, executable: &Path, env: &[(&str, String)]) -> Command {
+fn host_command_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    root: &Path,
+    executable: &Path,
+    env: &[(K, V)],
+) -> Command {
     let layout = AppLayout::load(root).unwrap();
     let mut command = Command::new(executable);
     command
@@ -58,7 +57,7 @@ fn host_command_in(root: &Path, executable: &Path, env: &[(&str, String)]) -> Co
 
 /// The handler started from the repository. host.json names `target/release/pexip-sdk`;
 /// tests run the build cargo made for them.
-fn host_command(env: &[(&str, String)]) -> Command {
+fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
     let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
     assert_eq!(layout.host.executable, "target/release/pexip-sdk");
     host_command_in(Path::new(APP_ROOT), Path::new(BINARY), env)
@@ -107,16 +106,7 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
 /// timers, a forwarded create and a room's whole life, and SIGTERM.
 async fn play_the_host(root: &Path, executable: &Path) {
     let azurite = Azurite::shared().expect("Azurite");
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        sim_listener,
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut sink = EventSinkTarget::new(format!("{base}/public/event_sink"));
@@ -124,32 +114,29 @@ async fn play_the_host(root: &Path, executable: &Path) {
     sink.password = Some("sink-secret".into());
     sim.add_event_sink(sink);
 
-    let env = [
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-        ("FUNCTIONS_HTTPWORKER_PORT", port.to_string()),
-        (
+    let env = AppEnv::new()
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .set("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+        .set(
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
-        ),
-        ("FUNCTIONS_APP_ROOT_PATH", root.display().to_string()),
-        ("FUNCTIONS_WORKER_RUNTIME", "custom".to_owned()),
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        (
-            "QUEUE_NAME_PREFIX",
-            format!("host{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]),
-        ),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
-        ("ROOM_POOL_TARGET", "3".to_owned()),
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("ROOM_DELETE_GRACE_SECONDS", "0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-    ];
+        )
+        .set("FUNCTIONS_APP_ROOT_PATH", root.display().to_string())
+        .set("FUNCTIONS_WORKER_RUNTIME", "custom")
+        .storage(azurite)
+        // Both plays run at once in this binary: each needs queues of its own.
+        .queue_prefix(format!(
+            "host{}-",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ))
+        .pexip(&sim)
+        .event_sink("pexip", "sink-secret")
+        .set("ROOM_POOL_TARGET", "3")
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
+        .set("LOG_FORMAT", "json");
     let mut handler = Handler(
-        host_command_in(root, executable, &env)
+        host_command_in(root, executable, env.pairs())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use pexip_sdk::telemetry::console::{Encoding, Record, Stream};
 use testkit::azurite::Azurite;
-use testkit::serve::{ServeProcess, free_port};
+use testkit::env::AppEnv;
+use testkit::free_port;
+use testkit::serve::ServeProcess;
 use testkit::{host_console, lifecycle};
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -225,12 +227,12 @@ async fn dev(format: &str) {
     ]
     .map(str::to_owned)
     .to_vec();
-    let mut env: Vec<(String, String)> = testkit::lifecycle::SETTINGS
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.push(("LOG_FORMAT".into(), format.into()));
-    env.push(("RUST_LOG".into(), "debug".into()));
+    let env = AppEnv::new()
+        .extend(lifecycle::SETTINGS)
+        .set("LOG_FORMAT", format)
+        .set("RUST_LOG", "debug")
+        .pairs()
+        .to_vec();
     let (stdout, stderr) = lifecycle_output(
         &format!("dev-{format}"),
         args,
@@ -246,8 +248,10 @@ async fn serve(format: &str) {
     let azurite = Azurite::shared().expect("Azurite");
     let port = free_port();
     let sim = lifecycle::simulator(port, "sink-secret-console").await;
-    let mut env = lifecycle::serve_env(azurite, &sim, port, "sink-secret-console", format);
-    env.push(("RUST_LOG".into(), "debug".into()));
+    let env = lifecycle::serve_env(azurite, &sim, port, "sink-secret-console", format)
+        .set("RUST_LOG", "debug")
+        .pairs()
+        .to_vec();
     let (stdout, stderr) = lifecycle_output(
         &format!("serve-{format}"),
         vec!["serve".into()],

@@ -9,41 +9,12 @@
 #[allow(dead_code)]
 mod idp;
 #[path = "app/support.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use support::*;
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use testkit::logs::Captured;
 
 /// Every secret the run handled, by kind.
 fn leaks(logs: &str, secrets: &[(String, String)]) -> Vec<String> {
@@ -56,7 +27,7 @@ fn leaks(logs: &str, secrets: &[(String, String)]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_lifecycle_logs_no_secret() {
-    let capture = Capture::default();
+    let capture = Captured::new();
     tracing_subscriber::fmt()
         .json()
         .with_current_span(true)

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
+use pexip_sdk::config::PexipSettings;
 use pexip_sdk::pexip::{
     Deleted, NewConference, PexipClient, PexipError, ensure_not_collection_delete,
 };
-use pexip_sim::{self as sim, Fault, SimConfig, SimHandle};
+use pexip_sim::{Fault, SimConfig, SimHandle};
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::json;
+use testkit::sim::start_with as start_sim;
+use testkit::time::tick;
 use tokio::time::Instant;
 
 const CONFERENCES: &str = "/api/admin/configuration/v1/conference/";
@@ -29,38 +30,8 @@ const DETAIL_PATCH: &str = "PATCH /api/admin/configuration/v1/conference/{id}/";
 const DETAIL_DELETE: &str = "DELETE /api/admin/configuration/v1/conference/{id}/";
 const TOKEN: &str = "POST /oauth/token/";
 
-async fn start_sim(config: SimConfig) -> SimHandle {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    sim::start(config, listener).await.unwrap()
-}
-
-fn settings(sim: &SimHandle, max_in_flight: usize) -> PexipSettings {
-    PexipSettings {
-        base_url: parse_base_url("PEXIP_BASE_URL", &sim.base_url()).unwrap(),
-        auth: PexipAuth::OAuth2 {
-            client_id: sim.client_id(),
-            private_key: pexip_sdk::secrets::Secret::fixed(
-                "PEXIP_PRIVATE_KEY",
-                SecretString::from(sim.private_key_pem()),
-            ),
-        },
-        max_in_flight,
-        request_timeout: Duration::from_secs(30),
-        max_retries: 3,
-    }
-}
-
 fn client(sim: &SimHandle) -> PexipClient {
-    PexipClient::new(&settings(sim, 5)).unwrap()
-}
-
-/// Keep paused time moving in 1 ms steps (see the module docs).
-fn tick() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
+    testkit::sim::pexip_client(sim, &[])
 }
 
 fn room(name: &str) -> NewConference {
@@ -469,7 +440,7 @@ async fn lists_follow_meta_next_across_pages() {
 #[tokio::test]
 async fn the_cap_is_never_exceeded_by_fifty_concurrent_calls() {
     let sim = start_sim(SimConfig::default()).await;
-    let client = PexipClient::new(&settings(&sim, 5)).unwrap();
+    let client = client(&sim);
     let id = client.create_conference(&room("capped")).await.unwrap().id;
     sim.add_fault(Fault::latency(20).path_prefix("/api/admin/"));
     sim.reset_counters();
@@ -494,7 +465,7 @@ async fn the_cap_is_never_exceeded_by_fifty_concurrent_calls() {
 #[tokio::test]
 async fn a_caller_request_overtakes_queued_background_work() {
     let sim = start_sim(SimConfig::default()).await;
-    let client = PexipClient::new(&settings(&sim, 2)).unwrap();
+    let client = testkit::sim::pexip_client(&sim, &[("PEXIP_MAX_IN_FLIGHT", "2")]);
     let id = client.create_conference(&room("busy")).await.unwrap().id;
     sim.add_fault(Fault::latency(20).path_prefix("/api/admin/"));
 

@@ -5,47 +5,18 @@
 //! per-callsite interest process-wide: other tests running in parallel threads without a
 //! subscriber would race with it and silently disable some of our callsites.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use pexip_sdk::config::{PexipAuth, PexipSettings, parse_base_url};
-use pexip_sdk::pexip::{NewConference, PexipClient};
-use pexip_sim::{self as sim, Fault, SimConfig};
-use secrecy::SecretString;
+use pexip_sdk::pexip::NewConference;
+use pexip_sim::{Fault, SimConfig};
 use serde_json::json;
-
-/// A `MakeWriter` that appends every log line to a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use testkit::logs::Captured;
 
 #[tokio::test(start_paused = true)]
 async fn logs_of_a_full_cycle_carry_the_stable_fields_and_never_a_secret() {
     use tracing_subscriber::layer::SubscriberExt;
     // Paused time jumps to the next timer while a request is on the socket; a 1 ms ticker
     // keeps that timer from being the request's own timeout.
-    let _tick = tokio::spawn(async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
-    let captured = Captured::default();
+    let _tick = testkit::time::tick();
+    let captured = Captured::new();
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_subscriber::filter::Targets::new()
@@ -58,22 +29,8 @@ async fn logs_of_a_full_cycle_carry_the_stable_fields_and_never_a_secret() {
         );
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(SimConfig::default(), listener).await.unwrap();
-    let client = PexipClient::new(&PexipSettings {
-        base_url: parse_base_url("PEXIP_BASE_URL", &sim.base_url()).unwrap(),
-        auth: PexipAuth::OAuth2 {
-            client_id: sim.client_id(),
-            private_key: pexip_sdk::secrets::Secret::fixed(
-                "PEXIP_PRIVATE_KEY",
-                SecretString::from(sim.private_key_pem()),
-            ),
-        },
-        max_in_flight: 5,
-        request_timeout: Duration::from_secs(30),
-        max_retries: 3,
-    })
-    .unwrap();
+    let sim = testkit::sim::start_with(SimConfig::default()).await;
+    let client = testkit::sim::pexip_client(&sim, &[]);
     // A retried failure and a 401 renewal, so the warning paths log too.
     sim.add_fault(Fault::status(503).method("GET").count(1));
     sim.add_fault(Fault::status(401).method("PATCH").count(1));
@@ -95,7 +52,7 @@ async fn logs_of_a_full_cycle_carry_the_stable_fields_and_never_a_secret() {
     client.list_conferences(&[("pin", "135791")]).await.unwrap();
     client.delete_conference(created.id).await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("\"pexip.method\":\"PATCH\""), "{logs}");
     assert!(logs.contains("\"pexip.path\":\"/api/admin/configuration/v1/conference/\""));
     assert!(logs.contains("\"pexip.status\":503"));

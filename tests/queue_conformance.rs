@@ -385,6 +385,9 @@ conformance!(
 /// no credentials).
 mod azurite_auth {
     use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    use testkit::recording::Stub;
 
     #[tokio::test]
     async fn a_connection_string_from_the_environment_signs_requests_azurite_accepts() {
@@ -419,24 +422,11 @@ mod azurite_auth {
         report("queue-conformance: azurite ok a_wrong_account_key_is_unauthorized");
     }
 
-    /// A queue service that answers every request 503 and counts them.
-    async fn always_busy() -> (url::Url, Arc<AtomicUsize>) {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let counter = seen.clone();
-        let app = axum::Router::new().fallback(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let endpoint = format!("http://{addr}/devstoreaccount1").parse().unwrap();
-        (endpoint, seen)
-    }
-
     #[tokio::test]
     async fn send_once_makes_one_attempt_where_send_retries() {
-        let (endpoint, seen) = always_busy().await;
+        // A queue service that answers every request 503.
+        let busy = Stub::start(|_| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
+        let endpoint = format!("{}/devstoreaccount1", busy.url()).parse().unwrap();
         let queue = QueueService::connect(&StorageSettings::development(endpoint))
             .unwrap()
             .queue("pool-once")
@@ -445,20 +435,16 @@ mod azurite_auth {
             queue.send_once("room", Duration::ZERO).await,
             Err(QueueError::Unavailable(_))
         ));
-        assert_eq!(seen.load(Ordering::SeqCst), 1, "one attempt, never a retry");
-        seen.store(0, Ordering::SeqCst);
+        assert_eq!(busy.count(), 1, "one attempt, never a retry");
+        busy.clear();
         assert!(queue.send("room", Duration::ZERO).await.is_err());
-        assert!(seen.load(Ordering::SeqCst) > 1, "send retries");
+        assert!(busy.count() > 1, "send retries");
     }
 
     #[tokio::test]
     async fn a_server_that_is_not_there_is_unavailable() {
         // A port that was free a moment ago: connection refused, not a hang.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testkit::free_port();
         let settings = StorageSettings::development(
             format!("http://127.0.0.1:{port}/devstoreaccount1")
                 .parse()

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sim::{self as sim, SimConfig, SimHandle};
+use pexip_sim::SimHandle;
 use testkit::azurite::{Azurite, report};
+use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
@@ -23,31 +24,24 @@ const CONCURRENCY: usize = 64;
 const POOL_TARGET: usize = 40;
 
 fn tag_of(call: usize) -> String {
-    format!("https://id.gov.bc.ca/idcheck/protected/video/SCALE{call}")
+    testkit::id_tag(&format!("SCALE{call}"))
 }
 
 fn uui_of(call: usize) -> String {
-    hex::encode(format!("id&SCALE{call}"))
+    testkit::uui("id", &format!("SCALE{call}"))
 }
 
-fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> Vec<(String, String)> {
-    [
-        ("AzureWebJobsStorage", azurite.connection_string()),
-        ("QUEUE_NAME_PREFIX", prefix.to_owned()),
-        ("PEXIP_BASE_URL", sim.base_url()),
-        ("PEXIP_CLIENT_ID", sim.client_id()),
-        ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-        ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-        ("EVENT_SINK_PASSWORD", "scale-out-sink".to_owned()),
-        ("ROOM_POOL_TARGET", POOL_TARGET.to_string()),
+fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
+    AppEnv::new()
+        .storage(azurite)
+        .queue_prefix(prefix)
+        .pexip(sim)
+        .event_sink("pexip", "scale-out-sink")
+        .set("ROOM_POOL_TARGET", POOL_TARGET.to_string())
         // Replacements are visible at once, so the pool cycles under the load and the four
         // instances keep competing for the same messages.
-        ("ROOM_READY_DELAY_SECONDS", "0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+        .set("ROOM_READY_DELAY_SECONDS", "0")
+        .set("RUST_LOG", "warn")
 }
 
 /// What one caller got.
@@ -123,16 +117,7 @@ async fn pooled_names(queues: &QueueService, prefix: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_instances_hand_out_two_thousand_distinct_rooms_and_the_pool_returns_to_target() {
     let azurite = Azurite::shared().expect("Azurite");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        listener,
-    )
-    .await
-    .unwrap();
+    let sim = testkit::sim::start().await;
     let prefix = format!("scale{}-", std::process::id());
     let env = instance_env(&sim, azurite, &prefix);
     let logs = log_dir(
@@ -148,7 +133,7 @@ async fn four_instances_hand_out_two_thousand_distinct_rooms_and_the_pool_return
         .map(|i| {
             ServeProcess::spawn(
                 BINARY.as_ref(),
-                &env,
+                env.pairs(),
                 Some(&logs.join(format!("instance-{i}.log"))),
             )
         })
@@ -174,7 +159,8 @@ async fn four_instances_hand_out_two_thousand_distinct_rooms_and_the_pool_return
         assert!(status.success(), "graceful exit: {status}");
     }
     // The next timer runs land on a fresh instance.
-    let mut timers = ServeProcess::spawn(BINARY.as_ref(), &env, Some(&logs.join("timers.log")));
+    let mut timers =
+        ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&logs.join("timers.log")));
     timers.wait_ready(&http, Duration::from_secs(60)).await;
     let metrics_logs = invoke_timer(&http, timers.url(), "metrics_timer")
         .await

@@ -72,8 +72,9 @@ impl SimProcess {
     }
 }
 
-/// Get a token with `key_pem` for `client_id` and list rooms with it.
-async fn list_with(base: &str, client_id: &str, key_pem: &str) -> StatusCode {
+/// Ask the simulator for a token with a client assertion for `client_id` signed with
+/// `key_pem` (ES256, as Pexip's OAuth2 clients sign).
+async fn request_token(base: &str, client_id: &str, key_pem: &str) -> reqwest::Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -89,7 +90,7 @@ async fn list_with(base: &str, client_id: &str, key_pem: &str) -> StatusCode {
         &key,
     )
     .unwrap();
-    let token: serde_json::Value = http()
+    http()
         .post(format!("{base}/oauth/token/"))
         .form(&[
             ("grant_type", "client_credentials"),
@@ -102,6 +103,12 @@ async fn list_with(base: &str, client_id: &str, key_pem: &str) -> StatusCode {
         .send()
         .await
         .unwrap()
+}
+
+/// Get a token with `key_pem` for `client_id` and list rooms with it.
+async fn list_with(base: &str, client_id: &str, key_pem: &str) -> StatusCode {
+    let token: serde_json::Value = request_token(base, client_id, key_pem)
+        .await
         .json()
         .await
         .unwrap();
@@ -145,35 +152,8 @@ async fn the_cli_writes_a_usable_key_file_readable_only_by_its_owner() {
     let _ = std::fs::remove_file(&path);
 
     // Another key for the same id is refused.
-    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .unwrap()
-        .serialize_pem();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = serde_json::json!({"iss": "cli-client", "sub": "cli-client", "aud": format!("{base}/oauth/token/"),
-        "iat": now, "exp": now + 300, "jti": "x"});
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(other.as_bytes()).unwrap();
-    let forged = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
-        &claims,
-        &key,
-    )
-    .unwrap();
-    let refused = http()
-        .post(format!("{base}/oauth/token/"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", forged.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let other = testkit::keys::p256().private_pem;
+    let refused = request_token(&base, "cli-client", &other).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     sim.stop().await;
 }

@@ -15,9 +15,10 @@ use std::time::Duration;
 use pexip_sim::SimHandle;
 use serde_json::Value;
 use testkit::azurite::Azurite;
+use testkit::free_port;
 use testkit::ingestion::{INSTRUMENTATION_KEY, Ingestion};
 use testkit::lifecycle::{self, Lifecycle, PATCHED_GUEST_PIN, PATCHED_HOST_PIN, POOL_TARGET};
-use testkit::serve::{ServeProcess, free_port};
+use testkit::serve::ServeProcess;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const SINK_PASSWORD: &str = "sink-secret-telemetry-4411";
@@ -39,8 +40,10 @@ async fn stack(extra: &[(&str, String)]) -> Stack {
     let azurite = Azurite::shared().expect("Azurite");
     let port = free_port();
     let sim = lifecycle::simulator(port, SINK_PASSWORD).await;
-    let mut env = lifecycle::serve_env(azurite, &sim, port, SINK_PASSWORD, "json");
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let env = lifecycle::serve_env(azurite, &sim, port, SINK_PASSWORD, "json")
+        .extend(extra.iter().cloned())
+        .pairs()
+        .to_vec();
     Stack {
         _azurite: azurite,
         azurite_port: azurite.port(),

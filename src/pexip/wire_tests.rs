@@ -1,72 +1,27 @@
-//! Edge cases of the client's wire format against a tiny axum stub that records what it got:
-//! the exact token request (form fields, JWT header and claims), Basic credentials, odd
-//! `Location` and `meta.next` values. Flows are tested against the simulator in
-//! `tests/pexip_client.rs`.
+//! Edge cases of the client's wire format against a stub that records what it got (testkit's
+//! recording stub): the exact token request (form fields, JWT header and claims), Basic
+//! credentials, odd `Location` and `meta.next` values. Flows are tested against the simulator
+//! in `tests/pexip_client.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use secrecy::SecretString;
+use testkit::recording::{Request as Seen, Stub};
 
 use super::*;
 use crate::config::{PexipAuth, PexipSettings, parse_base_url};
 use crate::secrets::Secret;
 
-/// One request as the stub saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    uri: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-type Responder = Arc<dyn Fn(&Seen) -> Response + Send + Sync>;
-
-#[derive(Clone)]
-struct Stub {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    respond: Responder,
-}
-
-async fn record(
-    State(stub): State<Stub>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let seen = Seen {
-        method,
-        uri: uri.to_string(),
-        headers,
-        body,
-    };
-    stub.seen.lock().unwrap().push(seen.clone());
-    (stub.respond)(&seen)
-}
-
-/// Serve `respond` on 127.0.0.1:0; returns the base URL and the request log.
-async fn stub(
-    respond: impl Fn(&Seen) -> Response + Send + Sync + 'static,
-) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let state = Stub {
-        seen: seen.clone(),
-        respond: Arc::new(respond),
-    };
-    let app = Router::new().fallback(record).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, seen)
+/// Serve `respond` on 127.0.0.1:0 (testkit's recording stub); returns the base URL and the
+/// stub, which keeps every request it got.
+async fn stub(respond: impl Fn(&Seen) -> Response + Send + Sync + 'static) -> (String, Stub) {
+    let stub = Stub::start(respond).await;
+    (stub.url().to_owned(), stub)
 }
 
 /// A secret from the environment, as configuration makes it.
@@ -115,7 +70,7 @@ fn empty_list() -> Response {
 #[tokio::test]
 async fn the_token_request_has_exactly_the_three_form_fields_and_a_valid_assertion() {
     let (base, seen) = stub(|req| {
-        if req.uri.starts_with("/oauth/token/") {
+        if req.uri.path().starts_with("/oauth/token/") {
             token_reply()
         } else {
             empty_list()
@@ -135,7 +90,7 @@ async fn the_token_request_has_exactly_the_three_form_fields_and_a_valid_asserti
 
     client.list_conferences(&[]).await.unwrap();
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     assert_eq!(seen.len(), 2, "{seen:?}");
     let token_request = &seen[0];
     assert_eq!(token_request.method, Method::POST);
@@ -204,7 +159,7 @@ async fn basic_auth_sends_the_configured_account_and_never_asks_for_a_token() {
     ))
     .unwrap();
     client.live_conferences(&[("tag", "pool")]).await.unwrap();
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].uri,
@@ -231,7 +186,7 @@ async fn a_401_with_basic_auth_is_not_retried() {
     .unwrap();
     let err = client.get_conference(1).await.unwrap_err();
     assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
     assert_eq!(client.stats().errors.unauthorized, 1);
 }
 
@@ -254,13 +209,13 @@ async fn a_refused_assertion_is_unauthorized_and_not_retried() {
     .unwrap();
     let err = client.get_conference(1).await.unwrap_err();
     assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
 async fn a_403_is_unauthorized_without_a_token_renewal() {
     let (base, seen) = stub(|req| {
-        if req.uri.starts_with("/oauth/token/") {
+        if req.uri.path().starts_with("/oauth/token/") {
             token_reply()
         } else {
             StatusCode::FORBIDDEN.into_response()
@@ -277,7 +232,7 @@ async fn a_403_is_unauthorized_without_a_token_renewal() {
     .unwrap();
     let err = client.get_conference(1).await.unwrap_err();
     assert!(matches!(err, PexipError::Unauthorized), "{err:?}");
-    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    let uris: Vec<String> = seen.requests().iter().map(|s| s.uri.to_string()).collect();
     assert_eq!(
         uris,
         ["/oauth/token/", "/api/admin/configuration/v1/conference/1/"]
@@ -286,21 +241,23 @@ async fn a_403_is_unauthorized_without_a_token_renewal() {
 
 #[tokio::test]
 async fn a_create_answered_with_an_absolute_location_reads_that_id_back() {
-    let (base, seen) = stub(|req| match (req.method.as_str(), req.uri.as_str()) {
-        ("POST", "/api/admin/configuration/v1/conference/") => (
-            StatusCode::CREATED,
-            [(
-                "location",
-                "https://mgr.example.com/api/admin/configuration/v1/conference/77/",
-            )],
-        )
-            .into_response(),
-        ("GET", "/api/admin/configuration/v1/conference/77/") => json(
-            StatusCode::OK,
-            serde_json::json!({"id": 77, "name": "r77", "service_type": "conference"}),
-        ),
-        _ => StatusCode::IM_A_TEAPOT.into_response(),
-    })
+    let (base, seen) = stub(
+        |req| match (req.method.as_str(), req.uri.to_string().as_str()) {
+            ("POST", "/api/admin/configuration/v1/conference/") => (
+                StatusCode::CREATED,
+                [(
+                    "location",
+                    "https://mgr.example.com/api/admin/configuration/v1/conference/77/",
+                )],
+            )
+                .into_response(),
+            ("GET", "/api/admin/configuration/v1/conference/77/") => json(
+                StatusCode::OK,
+                serde_json::json!({"id": 77, "name": "r77", "service_type": "conference"}),
+            ),
+            _ => StatusCode::IM_A_TEAPOT.into_response(),
+        },
+    )
     .await;
     let client = basic_client(&base);
     let created = client
@@ -311,7 +268,7 @@ async fn a_create_answered_with_an_absolute_location_reads_that_id_back() {
         .await
         .unwrap();
     assert_eq!(created.id, 77);
-    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(seen.count(), 2);
 }
 
 #[tokio::test]
@@ -336,7 +293,7 @@ async fn a_validation_error_on_create_is_returned_without_a_lookup_or_a_retry() 
         panic!("expected validation, got {err:?}");
     };
     assert_eq!(fields["pin"], ["Enter a valid PIN."]);
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
@@ -352,7 +309,7 @@ async fn a_next_link_to_another_host_is_not_followed() {
     let client = basic_client(&base);
     let err = client.list_conferences(&[]).await.unwrap_err();
     assert!(matches!(err, PexipError::Other { .. }), "{err:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
@@ -360,20 +317,20 @@ async fn a_next_link_that_repeats_the_page_stops_the_list() {
     let (base, seen) = stub(|req| {
         json(
             StatusCode::OK,
-            serde_json::json!({"meta": {"next": req.uri}, "objects": [{"id": 1, "name": "a"}]}),
+            serde_json::json!({"meta": {"next": req.uri.to_string()}, "objects": [{"id": 1, "name": "a"}]}),
         )
     })
     .await;
     let client = basic_client(&base);
     let err = client.list_conferences(&[]).await.unwrap_err();
     assert!(matches!(err, PexipError::Other { .. }), "{err:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
 async fn a_base_url_with_a_path_prefix_is_kept_on_every_request_and_next_link() {
     let (base, seen) = stub(|req| {
-        let next = if req.uri.contains("offset") {
+        let next = if req.uri.to_string().contains("offset") {
             serde_json::Value::Null
         } else {
             // A node behind a prefixing proxy may include the prefix in its links.
@@ -388,7 +345,7 @@ async fn a_base_url_with_a_path_prefix_is_kept_on_every_request_and_next_link() 
     let client = basic_client(&format!("{base}/pexip/"));
     let all = client.list_conferences(&[]).await.unwrap();
     assert_eq!(all.len(), 2);
-    let uris: Vec<String> = seen.lock().unwrap().iter().map(|s| s.uri.clone()).collect();
+    let uris: Vec<String> = seen.requests().iter().map(|s| s.uri.to_string()).collect();
     assert_eq!(
         uris,
         [
@@ -448,7 +405,7 @@ async fn a_rotated_key_signs_the_next_token_request_and_an_unusable_one_is_ignor
     let (base, seen) = stub({
         let (issued, revoked) = (issued.clone(), revoked.clone());
         move |req| {
-            if req.uri.starts_with("/oauth/token/") {
+            if req.uri.path().starts_with("/oauth/token/") {
                 let mut n = issued.lock().unwrap();
                 *n += 1;
                 return json(
@@ -465,9 +422,8 @@ async fn a_rotated_key_signs_the_next_token_request_and_an_unusable_one_is_ignor
         }
     })
     .await;
-    let assertions = |seen: &Arc<Mutex<Vec<Seen>>>| -> Vec<String> {
-        seen.lock()
-            .unwrap()
+    let assertions = |seen: &Stub| -> Vec<String> {
+        seen.requests()
             .iter()
             .filter(|s| s.uri == "/oauth/token/")
             .map(|s| {
@@ -534,8 +490,7 @@ async fn a_rotated_basic_password_goes_out_with_the_next_request() {
     rotate.send_replace(SecretString::from("second".to_owned()));
     client.list_conferences(&[]).await.unwrap();
     let sent: Vec<String> = seen
-        .lock()
-        .unwrap()
+        .requests()
         .iter()
         .map(|s| s.headers["authorization"].to_str().unwrap().to_owned())
         .collect();

@@ -288,20 +288,6 @@ async fn race_another_instance(app: &TestApp, other_id: u64) -> serde_json::Valu
     response.json().await.unwrap()
 }
 
-fn idle_room() -> pexip_sdk::pexip::NewConference {
-    pexip_sdk::pexip::NewConference {
-        name: "vbv-otherinstance".into(),
-        service_type: "conference".into(),
-        description: String::new(),
-        tag: String::new(),
-        pin: "123456".into(),
-        guest_pin: "4321".into(),
-        allow_guests: true,
-        aliases: vec!["vbv-otherinstance".into()],
-        extra: serde_json::Map::new(),
-    }
-}
-
 #[tokio::test]
 async fn a_create_that_finds_an_older_room_tagged_for_its_call_answers_it_and_deletes_its_own() {
     let app = TestApp::spawn(Options {
@@ -313,7 +299,7 @@ async fn a_create_that_finds_an_older_room_tagged_for_its_call_answers_it_and_de
     let other = app
         .rooms
         .pexip()
-        .create_conference(&idle_room())
+        .create_conference(&testkit::sim::conference("vbv-otherinstance"))
         .await
         .unwrap();
     app.seed_pool().await;
@@ -350,7 +336,7 @@ async fn a_create_whose_room_is_the_oldest_tagged_for_its_call_keeps_it() {
     let other = app
         .rooms
         .pexip()
-        .create_conference(&idle_room())
+        .create_conference(&testkit::sim::conference("vbv-otherinstance"))
         .await
         .unwrap();
 

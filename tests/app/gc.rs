@@ -425,19 +425,9 @@ async fn a_timer_top_up_counts_the_refills_still_in_flight() {
     assert_eq!(app.sim_room_count(), 4);
 }
 
-/// Keep paused time moving in 1 ms steps while requests are on real sockets (see
-/// tests/pexip_client.rs): otherwise the clock jumps straight to the next timer.
-fn tick() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_timer_run_longer_than_the_request_timeout_completes_and_a_room_request_does_not() {
-    let _tick = tick();
+    let _tick = testkit::time::tick();
     let app = TestApp::spawn(Options {
         env: vec![("PEXIP_REQUEST_TIMEOUT_SECONDS".into(), "300".into())],
         ..Options::default()

@@ -1,21 +1,20 @@
 //! Test harness: a running app (service + simulator + queues) and small helpers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use pexip_sdk::app::{App, AppSettings};
-use pexip_sdk::config::{Env, StorageSettings};
+use pexip_sdk::config::StorageSettings;
 use pexip_sdk::rooms::RoomService;
-use pexip_sim::{self as sim, EventSinkTarget, SimConfig, SimHandle};
+use pexip_sim::{EventSinkTarget, SimHandle};
 use testkit::azurite::Azurite;
+use testkit::env::AppEnv;
+/// Genesys tokens the stand-in understands.
+pub use testkit::genesys::{AGENT_TOKEN, OTHER_DIVISION_TOKEN};
+pub use testkit::uui;
 
 /// Credentials the simulator's event sink uses.
 pub const SINK_USER: &str = "pexip";
 pub const SINK_PASSWORD: &str = "sink-password-for-tests";
-/// Genesys tokens the fake understands.
-pub const AGENT_TOKEN: &str = "agent-token-allowed";
-pub const OTHER_DIVISION_TOKEN: &str = "agent-token-other-division";
 
 /// Which queue backend the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,16 +73,7 @@ static NEXT_PREFIX: AtomicUsize = AtomicUsize::new(0);
 impl TestApp {
     /// Start the simulator and the app; the pool is *not* seeded (see `seed_pool`).
     pub async fn spawn(options: Options) -> Self {
-        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = sim::start(
-            SimConfig {
-                replication_delay: Duration::ZERO,
-                ..SimConfig::default()
-            },
-            sim_listener,
-        )
-        .await
-        .unwrap();
+        let sim = testkit::sim::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut sink = EventSinkTarget::new(format!("{url}/public/event_sink"));
@@ -91,33 +81,25 @@ impl TestApp {
         sink.password = Some(SINK_PASSWORD.into());
         sim.add_event_sink(sink);
 
-        let genesys = fake_genesys().await;
+        let genesys = testkit::genesys::start().await;
         let prefix = format!(
             "t{}-{}-",
             std::process::id(),
             NEXT_PREFIX.fetch_add(1, Ordering::SeqCst)
         );
-        let mut pairs: Vec<(String, String)> = vec![
-            ("PEXIP_BASE_URL".into(), sim.base_url()),
-            ("PEXIP_CLIENT_ID".into(), sim.client_id()),
-            ("PEXIP_PRIVATE_KEY".into(), sim.private_key_pem()),
-            ("EVENT_SINK_USERNAME".into(), SINK_USER.into()),
-            ("EVENT_SINK_PASSWORD".into(), SINK_PASSWORD.into()),
-            ("ROOM_POOL_TARGET".into(), options.pool_target.to_string()),
-            (
-                "ROOM_READY_DELAY_SECONDS".into(),
+        let env = AppEnv::new()
+            .pexip(&sim)
+            .event_sink(SINK_USER, SINK_PASSWORD)
+            .set("ROOM_POOL_TARGET", options.pool_target.to_string())
+            .set(
+                "ROOM_READY_DELAY_SECONDS",
                 options.ready_delay_secs.to_string(),
-            ),
-            (
-                "ROOM_DELETE_GRACE_SECONDS".into(),
-                options.grace_secs.to_string(),
-            ),
-            ("QUEUE_NAME_PREFIX".into(), prefix),
-            ("GENESYS_API_BASE".into(), genesys),
-            ("GENESYS_ALLOWED_DIVISIONS".into(), "div-sbc".into()),
-        ];
-        pairs.extend(options.env.iter().cloned());
-        let env = Env::from_pairs(pairs);
+            )
+            .set("ROOM_DELETE_GRACE_SECONDS", options.grace_secs.to_string())
+            .queue_prefix(prefix)
+            .genesys(&genesys)
+            .extend(options.env.iter().cloned())
+            .to_env();
         let storage = match options.backend {
             Backend::Memory => StorageSettings::InMemory,
             Backend::Azurite => Azurite::shared().expect("Azurite").settings(),
@@ -213,14 +195,7 @@ impl TestApp {
 
     /// Fire a timer the way the Functions host does.
     pub async fn invoke_timer(&self, name: &str) -> serde_json::Value {
-        let response = self
-            .http
-            .post(self.at(&format!("/{name}")))
-            .header(
-                "x-azure-functions-invocationid",
-                uuid::Uuid::new_v4().to_string(),
-            )
-            .json(&timer_payload(name))
+        let response = testkit::serve::timer_request(&self.http, &self.url, name)
             .send()
             .await
             .unwrap();
@@ -244,59 +219,9 @@ pub const CREATE_ROUTE: &str = "POST /api/admin/configuration/v1/conference/";
 pub const EXAMPLE_UUI: &str = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex";
 pub const EXAMPLE_TAG: &str = "https://id.gov.bc.ca/idcheck/protected/video/MTIzNDU2LDc2NTQzMg";
 
-/// Hex UUI data for `host&id`.
-pub fn uui(host: &str, id: &str) -> String {
-    hex::encode(format!("{host}&{id}"))
-}
-
-/// The timer payload of docs/azure.md §1.5 Timer invocations.
-pub fn timer_payload(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "Data": {"timer": {
-            "Schedule": {"AdjustForDST": true},
-            "ScheduleStatus": {"Last": "2026-09-24T13:08:00.0096035+00:00", "Next": "2026-09-24T13:18:00+00:00", "LastUpdated": "2026-09-24T13:08:00.0096035+00:00"},
-            "IsPastDue": false
-        }},
-        "Metadata": {"sys": {"MethodName": name, "UtcNow": "2026-09-24T13:08:00.01Z", "RandGuid": "7c1a0d7e-3b7e-4d1f-9a57-0c0c4a7e2f11"}}
-    })
-}
-
 /// A `conference_ended` envelope as one node sends it.
 pub fn conference_ended(name: &str, tag: &str, node: &str) -> serde_json::Value {
     serde_json::json!({"node": node, "seq": 3, "version": 2, "time": 1736003600.2, "event": "conference_ended",
         "data": {"name": name, "service_type": "conference", "tag": tag, "is_started": true,
                  "is_locked": false, "guests_muted": false, "start_time": 1736000000.1, "end_time": 1736003600.2}})
-}
-
-/// A loopback fake of Genesys Cloud's `GET /api/v2/users/me`.
-async fn fake_genesys() -> String {
-    use axum::http::{HeaderMap, StatusCode};
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = axum::Router::new().route(
-        "/api/v2/users/me",
-        axum::routing::get(move |headers: HeaderMap| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let auth = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if auth == format!("Bearer {AGENT_TOKEN}") {
-                    Ok(axum::Json(
-                        serde_json::json!({"id": "u1", "division": {"id": "div-sbc"}}),
-                    ))
-                } else if auth == format!("Bearer {OTHER_DIVISION_TOKEN}") {
-                    Ok(axum::Json(
-                        serde_json::json!({"id": "u2", "division": {"id": "div-other"}}),
-                    ))
-                } else {
-                    Err(StatusCode::UNAUTHORIZED)
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }

@@ -9,11 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use tokio::net::TcpListener;
 
-use super::{EventSinkTarget, SimConfig, start};
+use super::{EventSinkTarget, KeyForm, SimConfig, start};
 
 /// Command-line arguments of `pexip-sdk sim`.
 #[derive(Clone, clap::Args)]
@@ -105,23 +103,21 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let sim = start(args.config(), listener).await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "PEXIP_BASE_URL={}", sim.base_url())?;
-    writeln!(out, "PEXIP_CLIENT_ID={}", sim.client_id())?;
-    match &args.key_out {
+    // One line a shell can export per setting (the key as a file, or as base64 of the PEM),
+    // then, without a file, the PEM itself for a human.
+    let key = match &args.key_out {
         Some(path) => {
             write_private_key(path, &sim.private_key_pem())?;
-            writeln!(out, "PEXIP_PRIVATE_KEY_FILE={}", path.display())?;
+            KeyForm::File(path.clone())
         }
-        None => {
-            // One line a shell can export (the client accepts base64 of the PEM), then the PEM.
-            writeln!(
-                out,
-                "PEXIP_PRIVATE_KEY={}",
-                STANDARD.encode(sim.private_key_pem())
-            )?;
-            write!(out, "{}", sim.private_key_pem())?;
-        }
+        None => KeyForm::Base64,
+    };
+    let mut out = std::io::stdout().lock();
+    for (name, value) in sim.client_env_with(key) {
+        writeln!(out, "{name}={value}")?;
+    }
+    if args.key_out.is_none() {
+        write!(out, "{}", sim.private_key_pem())?;
     }
     out.flush()?;
     drop(out);

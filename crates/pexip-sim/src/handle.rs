@@ -1,6 +1,7 @@
 //! Starting the simulator, and [`SimHandle`]: its address, its OAuth2 credentials, and the
 //! in-process mirrors of the `/_sim/` control API (same `SimState` operations).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,18 @@ use super::{Counters, EventSinkTarget, Fault, SimConfig, SimError};
 
 /// How long `shutdown` waits for open requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How [`SimHandle::client_env_with`] hands over the client's private key (the client
+/// accepts all three).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyForm {
+    /// `PEXIP_PRIVATE_KEY` holds the PEM.
+    Pem,
+    /// `PEXIP_PRIVATE_KEY` holds base64 of the PEM: one line a shell can export.
+    Base64,
+    /// `PEXIP_PRIVATE_KEY_FILE` names this file, which holds the PEM (the caller writes it).
+    File(PathBuf),
+}
 
 /// A room as the control API shows it (`GET /_sim/rooms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +158,32 @@ impl SimHandle {
     /// The PKCS#8 PEM private key of [`SimHandle::client_id`] (`-----BEGIN PRIVATE KEY-----`).
     pub fn private_key_pem(&self) -> String {
         self.inner.private_key_pem.clone()
+    }
+
+    /// The settings a Pexip client needs to use this simulator, as `(variable, value)` pairs:
+    /// `PEXIP_BASE_URL`, `PEXIP_CLIENT_ID` and `PEXIP_PRIVATE_KEY` (the PEM). What tests and
+    /// benchmarks hand the service, and what `pexip-sdk sim` prints (see
+    /// [`SimHandle::client_env_with`]): one list of names, so the two cannot drift apart.
+    pub fn client_env(&self) -> [(&'static str, String); 3] {
+        self.client_env_with(KeyForm::Pem)
+    }
+
+    /// [`SimHandle::client_env`] with the private key in the form `key` says.
+    pub fn client_env_with(&self, key: KeyForm) -> [(&'static str, String); 3] {
+        use base64::Engine as _;
+        let key = match key {
+            KeyForm::Pem => ("PEXIP_PRIVATE_KEY", self.private_key_pem()),
+            KeyForm::Base64 => (
+                "PEXIP_PRIVATE_KEY",
+                base64::engine::general_purpose::STANDARD.encode(self.private_key_pem()),
+            ),
+            KeyForm::File(path) => ("PEXIP_PRIVATE_KEY_FILE", path.display().to_string()),
+        };
+        [
+            ("PEXIP_BASE_URL", self.base_url()),
+            ("PEXIP_CLIENT_ID", self.client_id()),
+            key,
+        ]
     }
 
     /// Register another client id with an SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`).

@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 pub use cli::{SimArgs, run};
 pub use counters::Counters;
 pub use faults::{Fault, FaultKind};
-pub use handle::{SimHandle, SimRoom, start};
+pub use handle::{KeyForm, SimHandle, SimRoom, start};
 
 /// How a simulator behaves. `Default` gives Pexip's defaults (90 s replication, 1 h tokens).
 #[derive(Clone)]

@@ -5,12 +5,12 @@
 //! create). Tests that look at what the service *emitted* meanwhile (log lines, telemetry)
 //! run it; its own assertions are only that each step was answered as such a step is.
 
-use std::time::Duration;
-
-use pexip_sim::{EventSinkTarget, SimConfig, SimHandle};
+use pexip_sim::{EventSinkTarget, SimHandle};
 use serde_json::{Value, json};
 
 use crate::azurite::Azurite;
+use crate::env::AppEnv;
+use crate::uui;
 
 /// Host PIN the update writes; needs `HOST_PIN_LENGTH=14` (long, so finding it in output is
 /// a leak, not a coincidence).
@@ -31,18 +31,7 @@ pub const POOL_TARGET: u64 = 3;
 /// A simulator whose new rooms are dialable at once, posting its events to the service on
 /// `port` with HTTP Basic `pexip` / `sink_password`.
 pub async fn simulator(port: u16, sink_password: &str) -> SimHandle {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let sim = pexip_sim::start(
-        SimConfig {
-            replication_delay: Duration::ZERO,
-            ..SimConfig::default()
-        },
-        listener,
-    )
-    .await
-    .expect("the simulator starts");
+    let sim = crate::sim::start().await;
     let mut sink = EventSinkTarget::new(format!("http://127.0.0.1:{port}/public/event_sink"));
     sink.username = Some("pexip".into());
     sink.password = Some(sink_password.into());
@@ -50,8 +39,8 @@ pub async fn simulator(port: u16, sink_password: &str) -> SimHandle {
     sim
 }
 
-/// `serve`'s environment for the lifecycle on `port`: Azurite's queues under a prefix of
-/// its own, `sim` as Pexip, the event sink's credentials, [`SETTINGS`], a pool of
+/// `serve`'s settings for the lifecycle on `port`: Azurite's queues under a prefix of its
+/// own, `sim` as Pexip, the event sink's credentials, [`SETTINGS`], a pool of
 /// [`POOL_TARGET`], and `LOG_FORMAT` = `format`.
 pub fn serve_env(
     azurite: &Azurite,
@@ -59,38 +48,19 @@ pub fn serve_env(
     port: u16,
     sink_password: &str,
     format: &str,
-) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = SETTINGS
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    env.extend(
-        [
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-            ("AzureWebJobsStorage", azurite.connection_string()),
-            (
-                "QUEUE_NAME_PREFIX",
-                format!("life{}-", &uuid::Uuid::new_v4().simple().to_string()[..10]),
-            ),
-            ("PEXIP_BASE_URL", sim.base_url()),
-            ("PEXIP_CLIENT_ID", sim.client_id()),
-            ("PEXIP_PRIVATE_KEY", sim.private_key_pem()),
-            ("EVENT_SINK_USERNAME", "pexip".to_owned()),
-            ("EVENT_SINK_PASSWORD", sink_password.to_owned()),
-            ("ROOM_POOL_TARGET", POOL_TARGET.to_string()),
-            ("LOG_FORMAT", format.to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    env
-}
-
-/// The hex `uuiData` of `host&video_call_id`.
-pub fn uui(host: &str, video_call_id: &str) -> String {
-    format!("{host}&{video_call_id}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+) -> AppEnv {
+    AppEnv::new()
+        .extend(SETTINGS)
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .storage(azurite)
+        .queue_prefix(format!(
+            "life{}-",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ))
+        .pexip(sim)
+        .event_sink("pexip", sink_password)
+        .set("ROOM_POOL_TARGET", POOL_TARGET.to_string())
+        .set("LOG_FORMAT", format)
 }
 
 /// What the run did.

@@ -8,14 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free port on 127.0.0.1, picked by the OS. The host itself hands the handler a port this
-/// way; the tiny window before the child binds it is the host's too.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+pub use crate::free_port;
 
 /// A running `pexip-sdk serve`. Killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
@@ -202,17 +195,21 @@ pub fn log_dir(root: &Path, what: &str) -> PathBuf {
     dir
 }
 
-/// The body the Functions host POSTs to `/{name}` to fire a timer (docs/azure.md §1.5).
+/// The body the Functions host POSTs to `/{name}` to fire a timer, on its first run
+/// (docs/azure.md §1.5 Timer invocations), built as `dev` builds it.
 pub fn timer_payload(name: &str) -> serde_json::Value {
     let now = time::OffsetDateTime::now_utc();
-    serde_json::json!({
-        "Data": {"timer": {
-            "Schedule": {"AdjustForDST": true},
-            "ScheduleStatus": {"Last": "0001-01-01T00:00:00+00:00", "Next": now.to_string(), "LastUpdated": now.to_string()},
-            "IsPastDue": false
-        }},
-        "Metadata": {"sys": {"MethodName": name, "UtcNow": now.to_string(), "RandGuid": uuid::Uuid::new_v4().to_string()}}
-    })
+    pexip_sdk::functions::timer_invoke_request(name, "0001-01-01T00:00:00+00:00", now, now)
+}
+
+/// The host's request that fires the timer `name` on `base` (invocation id, timer body).
+pub fn timer_request(http: &reqwest::Client, base: &str, name: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/{name}"))
+        .header(
+            pexip_sdk::functions::INVOCATION_ID_HEADER,
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .json(&timer_payload(name))
 }
 
 /// Fire the timer `name` on `base` as the host does; returns the invocation's `Logs`.
@@ -221,13 +218,7 @@ pub async fn invoke_timer(
     base: &str,
     name: &str,
 ) -> Result<Vec<String>, String> {
-    let response = http
-        .post(format!("{base}/{name}"))
-        .header(
-            pexip_sdk::functions::INVOCATION_ID_HEADER,
-            uuid::Uuid::new_v4().to_string(),
-        )
-        .json(&timer_payload(name))
+    let response = timer_request(http, base, name)
         .send()
         .await
         .map_err(|e| format!("{name}: {e}"))?;
