@@ -7,15 +7,14 @@
 //! text, through a whole lifecycle (start, timers, creates, event sink, GC, metrics, a Pexip
 //! outage, SIGTERM) with everything at DEBUG: no line may be filed at another level.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pexip_sdk::telemetry::console::{Encoding, Record, Stream};
 use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::free_port;
+use testkit::logs::Captured;
 use testkit::serve::ServeProcess;
 use testkit::{host_console, lifecycle};
 use tracing::{Level, Metadata};
@@ -59,51 +58,27 @@ fn misfiled(stdout: &str, stderr: &str) -> (Vec<String>, [usize; 3]) {
 
 // --- The writer alone -----------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<(String, String)>>);
-
-struct Sink {
-    stream: Stream,
-    captured: Captured,
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut both = self.captured.0.lock().unwrap();
-        let text = String::from_utf8_lossy(buf);
-        match self.stream {
-            Stream::Stdout => both.0.push_str(&text),
-            Stream::Stderr => both.1.push_str(&text),
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The console's choice of stream and rewriting, into memory.
+/// The console's choice of stream and rewriting, into two captures instead of the process's
+/// stdout and stderr.
 #[derive(Clone)]
 struct InMemory {
     encoding: Encoding,
-    captured: Captured,
+    stdout: Captured,
+    stderr: Captured,
 }
 
 impl<'a> MakeWriter<'a> for InMemory {
-    type Writer = Record<Sink>;
+    type Writer = Record<Captured>;
     fn make_writer(&'a self) -> Self::Writer {
         unreachable!("the formatter asks for a writer per record")
     }
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
         let level = *meta.level();
-        Record::new(
-            level,
-            self.encoding,
-            Sink {
-                stream: Stream::for_level(level),
-                captured: self.captured.clone(),
-            },
-        )
+        let capture = match Stream::for_level(level) {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        };
+        Record::new(level, self.encoding, capture.clone())
     }
 }
 
@@ -125,15 +100,15 @@ fn tricky_records() {
 #[test]
 fn records_are_one_line_each_filed_at_their_own_level() {
     for encoding in [Encoding::Text, Encoding::Json] {
-        let captured = Captured::default();
         let writer = InMemory {
             encoding,
-            captured: captured.clone(),
+            stdout: Captured::new(),
+            stderr: Captured::new(),
         };
         let builder = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
             .with_ansi(false)
-            .with_writer(writer);
+            .with_writer(writer.clone());
         match encoding {
             Encoding::Text => {
                 tracing::subscriber::with_default(builder.compact().finish(), tricky_records)
@@ -143,7 +118,7 @@ fn records_are_one_line_each_filed_at_their_own_level() {
                 tricky_records,
             ),
         }
-        let (stdout, stderr) = captured.0.lock().unwrap().clone();
+        let (stdout, stderr) = (writer.stdout.text(), writer.stderr.text());
         assert_eq!(
             stdout.lines().count(),
             3,
