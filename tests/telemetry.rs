@@ -358,26 +358,7 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         secrets.push(("raw uuiData".into(), uui.clone()));
         secrets.push(("video call id".into(), id.clone()));
     }
-    for room in stack.sim.rooms() {
-        secrets.push((format!("host PIN of {}", room.name), room.pin.clone()));
-        secrets.push((
-            format!("guest PIN of {}", room.name),
-            room.guest_pin.clone(),
-        ));
-    }
-    let tokens = stack.sim.issued_tokens();
-    assert!(!tokens.is_empty());
-    for token in tokens {
-        secrets.push(("access token".into(), token));
-    }
-    for line in stack
-        .sim
-        .private_key_pem()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-    {
-        secrets.push(("private key".into(), line.to_owned()));
-    }
+    secrets.extend(testkit::sim::secrets(&stack.sim));
     let leaked: Vec<&str> = secrets
         .iter()
         .filter(|(_, value)| everything.contains(value.as_str()))
