@@ -14,7 +14,10 @@
 //!    emulator scans every message on each queue operation);
 //! 5. caller priority: create latency (concurrency 4) with 20 ms of Pexip latency, without
 //!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`);
-//! 6. what Application Insights telemetry costs: `serve` + Azurite create p50 at concurrency
+//! 6. deep-health flood (issue 13): the same create latency without and then during a flood
+//!    of anonymous `GET /public/health?deep=true` at concurrency 100 (at least 2,000 checks,
+//!    and on until the creates are done);
+//! 7. what Application Insights telemetry costs: `serve` + Azurite create p50 at concurrency
 //!    1 and 16 without and with the exporter (to a loopback fake ingestion endpoint), and the
 //!    peak RSS of each.
 //!
@@ -35,6 +38,7 @@ use testkit::stats::{Latencies, ms};
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const PEXIP_LATENCY_MS: u64 = 20;
 const PRIORITY_CONCURRENCY: usize = 4;
+const FLOOD_CONCURRENCY: usize = 100;
 
 /// How much of everything: the full run, or the quick smoke pass `cargo test --all-targets`
 /// makes (without `--bench`), which only keeps the harness itself working.
@@ -51,6 +55,8 @@ struct Plan {
     gc_rooms: usize,
     bulk_refill: usize,
     priority_creates: usize,
+    /// Deep health checks in the flood (at least; it lasts as long as the creates).
+    flood_checks: usize,
 }
 
 const FULL: Plan = Plan {
@@ -62,6 +68,7 @@ const FULL: Plan = Plan {
     gc_rooms: 10_000,
     bulk_refill: 500,
     priority_creates: 150,
+    flood_checks: 2_000,
 };
 
 const SMOKE: Plan = Plan {
@@ -73,6 +80,7 @@ const SMOKE: Plan = Plan {
     gc_rooms: 100,
     bulk_refill: 20,
     priority_creates: 10,
+    flood_checks: 100,
 };
 
 static PLAN: std::sync::OnceLock<&'static Plan> = std::sync::OnceLock::new();
@@ -364,8 +372,8 @@ fn named(section: &str) -> bool {
     sections().iter().any(|n| n == section)
 }
 
-/// Whether to run `section`: the default set (ready, dev, azurite, telemetry, gc, priority) runs when
-/// none is named.
+/// Whether to run `section`: the default set (ready, dev, azurite, telemetry, gc, priority,
+/// flood) runs when none is named.
 fn wanted(section: &str) -> bool {
     sections().is_empty() || named(section)
 }
@@ -414,6 +422,9 @@ async fn main() {
     }
     if wanted("priority") {
         rows.extend(priority_under_refill(&http).await);
+    }
+    if wanted("flood") {
+        rows.extend(creates_under_health_flood(&http).await);
     }
 
     let mut table = String::from("| measure | value | target | met |\n|---|---|---|---|\n");
@@ -676,18 +687,26 @@ async fn gc_azurite(
     row
 }
 
-/// Create latency with and without a bulk refill running, with 20 ms of Pexip latency.
-async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
-    let (creates, refill) = (plan().priority_creates, plan().bulk_refill);
+/// A `dev` with 20 ms of Pexip latency and a pool for two runs of `plan().priority_creates`,
+/// and the create latency of the first run (the quiet baseline), its refills landed.
+async fn slow_dev_baseline(http: &reqwest::Client, tag: &str) -> (Dev, Level) {
+    let creates = plan().priority_creates;
     let dev = Dev::start(http, 2 * creates + 50, &[]).await;
     dev.add_fault(
         http,
         &Fault::latency(PEXIP_LATENCY_MS).path_prefix("/api/admin/"),
     )
     .await;
-    let quiet = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "QUIET").await;
+    let quiet = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, tag).await;
     // Let the replacements of those creates land, so both runs start alike.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    (dev, quiet)
+}
+
+/// Create latency with and without a bulk refill running, with 20 ms of Pexip latency.
+async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
+    let (creates, refill) = (plan().priority_creates, plan().bulk_refill);
+    let (dev, quiet) = slow_dev_baseline(http, "QUIET").await;
     let rooms_before = sim_room_count(http, &dev.sim_base).await;
     let bulk = http
         .post(format!("{}/room/bulk?count={refill}", dev.base))
@@ -725,6 +744,117 @@ async fn priority_under_refill(http: &reqwest::Client) -> Vec<Row> {
             ),
             "p99 within 2× of without",
             ratio <= 2.0,
+        ),
+    ]
+}
+
+/// What a deep-health flood did.
+struct Flood {
+    checks: usize,
+    not_ok: usize,
+    latencies: Latencies,
+    took: Duration,
+}
+
+/// `GET /public/health?deep=true` from `FLOOD_CONCURRENCY` workers until at least `at_least`
+/// were sent and `done` is set.
+async fn health_flood(
+    http: reqwest::Client,
+    base: String,
+    at_least: usize,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> Flood {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..FLOOD_CONCURRENCY)
+        .map(|_| {
+            let (http, base, sent, done) = (http.clone(), base.clone(), sent.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut not_ok) = (Latencies::default(), 0);
+                while sent.fetch_add(1, Ordering::Relaxed) < at_least
+                    || !done.load(Ordering::Relaxed)
+                {
+                    let t = Instant::now();
+                    match http
+                        .get(format!("{base}/public/health?deep=true"))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => not_ok += 1,
+                    }
+                    latencies.push(t.elapsed());
+                }
+                (latencies, not_ok)
+            })
+        })
+        .collect();
+    let mut flood = Flood {
+        checks: 0,
+        not_ok: 0,
+        latencies: Latencies::default(),
+        took: Duration::ZERO,
+    };
+    for w in workers {
+        let (l, n) = w.await.expect("flood worker");
+        flood.latencies.extend(&l);
+        flood.not_ok += n;
+    }
+    flood.checks = flood.latencies.len();
+    flood.took = started.elapsed();
+    flood
+}
+
+/// Create latency with 20 ms of Pexip latency, without and during a deep-health flood.
+async fn creates_under_health_flood(http: &reqwest::Client) -> Vec<Row> {
+    let (creates, checks) = (plan().priority_creates, plan().flood_checks);
+    let (dev, quiet) = slow_dev_baseline(http, "FQUIET").await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = tokio::spawn(health_flood(
+        http.clone(),
+        dev.base.clone(),
+        checks,
+        done.clone(),
+    ));
+    let busy = create_load(http, &dev.base, PRIORITY_CONCURRENCY, creates, "FBUSY").await;
+    done.store(true, Ordering::Relaxed);
+    let flood = flood.await.expect("flood");
+    let (q99, b99) = (
+        quiet.latencies.percentile(0.99),
+        busy.latencies.percentile(0.99),
+    );
+    let ratio = b99.as_secs_f64() / q99.as_secs_f64().max(1e-9);
+    let failed = busy.failures + quiet.failures;
+    vec![
+        row(
+            format!(
+                "`dev` create, concurrency {PRIORITY_CONCURRENCY}, +{PEXIP_LATENCY_MS} ms Pexip latency, no flood: p50 / p99"
+            ),
+            format!("{} / {} ms", ms(quiet.latencies.percentile(0.5)), ms(q99)),
+        ),
+        checked(
+            format!(
+                "… the same during a flood of deep health checks at concurrency {FLOOD_CONCURRENCY} (≥ {checks}): p50 / p99 (checks, their p50 / p99, non-200)"
+            ),
+            format!(
+                "{} / {} ms, p99 ×{ratio:.2} ({} checks in {:.1} s, {} / {} ms, {} non-200{})",
+                ms(busy.latencies.percentile(0.5)),
+                ms(b99),
+                flood.checks,
+                flood.took.as_secs_f64(),
+                ms(flood.latencies.percentile(0.5)),
+                ms(flood.latencies.percentile(0.99)),
+                flood.not_ok,
+                if failed > 0 {
+                    format!(", {failed} creates failed")
+                } else {
+                    String::new()
+                }
+            ),
+            "p99 within 2× of without",
+            ratio <= 2.0 && failed == 0 && flood.not_ok == 0,
         ),
     ]
 }

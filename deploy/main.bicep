@@ -53,7 +53,7 @@ param genesysAllowedDivisions string = ''
 @description('Genesys Cloud API of the region.')
 param genesysApiBase string = 'https://api.cac1.pure.cloud'
 
-@description('Entra ID tenant id for the in-app token check of /room*; empty: off (function keys and API Management only).')
+@description('Entra ID tenant id for the in-app token check of /room*; empty: off on purpose (AUTH_DISABLED: function keys and API Management only).')
 param authTenantId string = ''
 
 @description('Accepted token audience (api://<app client id> and/or the client id), with authTenantId.')
@@ -180,7 +180,11 @@ var appSettings = concat([
   { name: 'GENESYS_API_BASE', value: genesysApiBase }
   { name: 'GENESYS_ALLOWED_DIVISIONS', value: genesysAllowedDivisions }
   { name: 'LOG_FORMAT', value: 'json' }
-], empty(authTenantId) ? [] : [
+], empty(authTenantId) ? [
+  // Without a tenant, the host's function keys and API Management are the only gate on
+  // /room*: `serve` starts so only when told it is on purpose.
+  { name: 'AUTH_DISABLED', value: 'true' }
+] : [
   { name: 'AUTH_JWKS_URL', value: '${environment().authentication.loginEndpoint}${authTenantId}/discovery/v2.0/keys' }
   { name: 'AUTH_ISSUER', value: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0' }
   { name: 'AUTH_AUDIENCE', value: authAudience }

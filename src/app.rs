@@ -12,15 +12,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::config::{
-    AuthSettings, ConfigError, Env, EventSinkSettings, GenesysSettings, KeyVaultSettings,
-    PexipSettings, RoomSettings, StorageSettings,
+    AUTH_DISABLED, AUTH_JWKS_URL, AuthSettings, ConfigError, Env, EventSinkSettings,
+    GenesysSettings, KeyVaultSettings, PexipSettings, RoomSettings, StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
-use crate::rooms::RoomService;
-use crate::routes::{AppState, build_router};
+use crate::rooms::{DeepHealth, RoomService};
+use crate::routes::{AppState, TimerTurns, build_router};
 use crate::secrets::{SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
@@ -36,6 +36,9 @@ pub struct AppSettings {
     pub genesys: GenesysSettings,
     /// In-app Entra ID check of `/room*`; `None` when `AUTH_JWKS_URL` is unset.
     pub auth: Option<AuthSettings>,
+    /// `AUTH_DISABLED=true`: the check is off on purpose (`serve` refuses to start with it
+    /// off otherwise).
+    pub auth_disabled: bool,
 }
 
 impl AppSettings {
@@ -57,6 +60,7 @@ impl AppSettings {
             event_sink: EventSinkSettings::from_env(env)?,
             genesys: GenesysSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
+            auth_disabled: crate::config::auth_disabled(env)?,
         })
     }
 
@@ -107,6 +111,8 @@ impl App {
             event_sink: Arc::new(settings.event_sink),
             entra: settings.auth.map(|auth| EntraAuth::new(auth, http.clone())),
             agents: AgentAuth::new(settings.genesys, http),
+            health: DeepHealth::new(rooms.clone()),
+            timers: TimerTurns::default(),
         };
         Ok(Self { state, rooms })
     }
@@ -130,8 +136,7 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
+        crate::server::serve(listener, self.router(), shutdown)
             .await
             .context("HTTP server")?;
         self.rooms.shutdown(SHUTDOWN_GRACE).await;
@@ -147,10 +152,11 @@ pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
     const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
     let port = match port {
         Some(p) => p,
-        None => env
-            .required(PORT)?
-            .parse()
-            .map_err(|e| ConfigError::invalid(PORT, e))?,
+        None => match env.required(PORT)?.parse::<u16>() {
+            Ok(0) => return Err(ConfigError::invalid(PORT, "must be between 1 and 65535").into()),
+            Ok(p) => p,
+            Err(e) => return Err(ConfigError::invalid(PORT, e).into()),
+        },
     };
     // Key Vault (when configured) is read before anything listens: without its credentials
     // the service cannot work, and a clear exit beats a handler that answers errors.
@@ -163,10 +169,20 @@ pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
         .into());
     }
     if settings.auth.is_none() {
-        // Not fatal: API Management and the host's function keys still gate /room*, as with
-        // the old service. But this layer then does not hold by itself.
+        // API Management and the host's function keys still gate /room*, as with the old
+        // service, but this layer then does not hold by itself: only on purpose.
+        if !settings.auth_disabled {
+            return Err(ConfigError::needed(
+                AUTH_JWKS_URL,
+                format!(
+                    "serve checks Entra ID tokens on /room*; set {AUTH_DISABLED}=true if the \
+                     host's function keys and API Management are the only gate on purpose"
+                ),
+            )
+            .into());
+        }
         tracing::warn!(
-            "in-app authentication of /room* is off (AUTH_JWKS_URL is unset): only the host's \
+            "in-app authentication of /room* is off (AUTH_DISABLED=true): only the host's \
              function keys and API Management protect it"
         );
     }

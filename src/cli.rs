@@ -53,6 +53,10 @@ struct DevArgs {
     /// unless set.
     #[arg(long, default_value_t = 0)]
     replication_delay_seconds: u64,
+    /// Use `AzureWebJobsStorage` even when it is not in memory or Azurite on this machine
+    /// (refused otherwise); the queue names then get the `dev-` prefix.
+    #[arg(long)]
+    allow_remote_storage: bool,
 }
 
 /// Parse the command line, run the chosen subcommand, and turn its outcome into an exit code.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
                     port: args.port,
                     sim_port: args.sim_port,
                     replication_delay_seconds: args.replication_delay_seconds,
+                    allow_remote_storage: args.allow_remote_storage,
                 };
                 crate::dev::run(options, &env).await
             }

@@ -2,6 +2,12 @@
 //! in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
 //! two timers on the schedules of their function.json, and the same [`crate::app::App`] as
 //! `serve`.
+//!
+//! `dev`'s Pexip is its simulator, so its queues must not be anyone else's: a `dev` pointed at
+//! production storage would drain the real deletion queue and find every room "already gone"
+//! on the simulator, and hand out (or trim) the real pool's rooms. [`local_storage_only`]
+//! refuses storage that is neither in memory nor Azurite on this machine, unless
+//! `--allow-remote-storage` says so, and then every queue name gets the `dev-` prefix.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +18,7 @@ use axum::http::Request;
 use tower::ServiceExt as _;
 
 use crate::app::{App, AppSettings, bind, shutdown_signal};
-use crate::config::{Env, StorageSettings};
+use crate::config::{ConfigError, Env, STORAGE_CONNECTION, StorageSettings, is_loopback};
 use crate::functions::{AppLayout, TimerFunction};
 use crate::genesys::stand_in::{RunningStandIn, StandIn};
 use pexip_sim::{EventSinkTarget, SimConfig};
@@ -27,10 +33,52 @@ pub struct DevOptions {
     /// Seconds before a new room is dialable on the simulator (real Pexip: about 90);
     /// `ROOM_READY_DELAY_SECONDS` follows it unless set.
     pub replication_delay_seconds: u64,
+    /// Use `AzureWebJobsStorage` even when it is not on this machine (queues prefixed `dev-`).
+    pub allow_remote_storage: bool,
+}
+
+/// The queue prefix `dev` adds on remote storage.
+pub const REMOTE_QUEUE_PREFIX: &str = "dev-";
+
+/// Refuse storage that is neither in memory nor on this machine, unless `allow_remote`; then
+/// put [`REMOTE_QUEUE_PREFIX`] before `QUEUE_NAME_PREFIX`, so `dev` works on queues of its own.
+pub fn local_storage_only(env: &mut Env, allow_remote: bool) -> Result<(), ConfigError> {
+    let remote = match StorageSettings::from_env(env)? {
+        None | Some(StorageSettings::InMemory) => None,
+        Some(StorageSettings::ConnectionString { queue_endpoint, .. })
+            if is_loopback(&queue_endpoint) =>
+        {
+            None
+        }
+        Some(other) => Some(other.describe()),
+    };
+    let Some(remote) = remote else {
+        return Ok(());
+    };
+    if !allow_remote {
+        return Err(ConfigError::invalid(
+            STORAGE_CONNECTION,
+            format!(
+                "dev runs on in-memory queues or Azurite on this machine, not {remote}: its \
+                 simulator would take that storage's rooms for gone; pass \
+                 --allow-remote-storage to use it anyway (queues then get the \
+                 {REMOTE_QUEUE_PREFIX} prefix)"
+            ),
+        ));
+    }
+    let prefix = format!(
+        "{REMOTE_QUEUE_PREFIX}{}",
+        env.get("QUEUE_NAME_PREFIX").unwrap_or("")
+    );
+    env.set("QUEUE_NAME_PREFIX", prefix);
+    Ok(())
 }
 
 /// Start the simulator, then the service wired to it; run until Ctrl-C.
 pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
+    let mut env = env.clone();
+    // Before anything listens: a refusal is one line and exit status 2.
+    local_storage_only(&mut env, args.allow_remote_storage)?;
     let sim_listener = bind(args.sim_port).await.context("simulator")?;
     let listener = bind(args.port).await.context("service")?;
     let service_url = format!("http://127.0.0.1:{}", args.port);
@@ -54,7 +102,6 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
     .context("simulator")?;
 
     // The simulator is this process's Pexip; everything else keeps the operator's values.
-    let mut env = env.clone();
     for (name, value) in sim.client_env() {
         env.set(name, value);
     }
@@ -182,6 +229,52 @@ async fn run_timer(timer: TimerFunction, router: axum::Router) {
             Err(e) => {
                 tracing::warn!(timer = %timer.name, error = %e, "could not build the timer request")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEV_ACCOUNT_KEY;
+
+    fn check(pairs: &[(&str, &str)], allow: bool) -> Result<Env, ConfigError> {
+        let mut env = Env::from_pairs(pairs.iter().copied());
+        local_storage_only(&mut env, allow).map(|()| env)
+    }
+
+    /// Issue 13, item 17.
+    #[test]
+    fn dev_refuses_storage_off_this_machine_unless_allowed_and_then_prefixes_its_queues() {
+        let local = [
+            vec![],
+            vec![(STORAGE_CONNECTION, "UseDevelopmentStorage=true")],
+        ];
+        for pairs in local {
+            let env = check(&pairs, false).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), None, "{pairs:?}");
+        }
+        let production = format!(
+            "DefaultEndpointsProtocol=https;AccountName=prodacct;AccountKey={DEV_ACCOUNT_KEY}"
+        );
+        let remote: [Vec<(&str, &str)>; 2] = [
+            vec![(STORAGE_CONNECTION, production.as_str())],
+            vec![(
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://prodacct.queue.core.windows.net",
+            )],
+        ];
+        for pairs in remote {
+            let err = check(&pairs, false).unwrap_err().to_string();
+            assert!(err.starts_with("AzureWebJobsStorage is invalid"), "{err}");
+            assert!(err.contains("--allow-remote-storage"), "{err}");
+            assert!(!err.contains(DEV_ACCOUNT_KEY), "{err}");
+            let env = check(&pairs, true).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), Some("dev-"));
+            let mut slot = pairs.clone();
+            slot.push(("QUEUE_NAME_PREFIX", "slot2-"));
+            let env = check(&slot, true).unwrap();
+            assert_eq!(env.get("QUEUE_NAME_PREFIX"), Some("dev-slot2-"));
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`cli`]: the command line (`serve`, `dev`, `sim`); it only parses arguments.
 //! - [`app`]: the one composition root (settings → clients → service → router → serve), used
 //!   by `serve`, `dev` and the tests alike.
+//! - [`server`]: the HTTP/1.1 server loop (hyper with a header read timeout) `App::serve` runs.
 //! - [`dev`]: `dev` mode, the embedded simulator and timers around the same [`app::App`].
 //! - [`config`]: every setting, read from the environment once at start and validated into
 //!   types; errors name the variable. No other module reads the environment.
@@ -49,4 +50,5 @@ pub mod queue;
 pub mod rooms;
 pub mod routes;
 pub mod secrets;
+pub mod server;
 pub mod telemetry;

@@ -16,16 +16,28 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap()
 }
 
-/// The `{ name: '…', value: … }` entries of `var appSettings`, and whether each is in the
-/// conditional (in-app authentication) part.
-fn app_settings(bicep: &str) -> Vec<(String, String, bool)> {
+/// Which in-app authentication setup an app setting belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Always set.
+    Both,
+    /// Only without a tenant (`authTenantId` empty).
+    Off,
+    /// Only with a tenant.
+    On,
+}
+
+/// The `{ name: '…', value: … }` entries of `var appSettings`, and which part of the
+/// `empty(authTenantId) ? [off] : [on]` choice each is in.
+fn app_settings(bicep: &str) -> Vec<(String, String, Auth)> {
     let start = bicep.find("var appSettings").expect("var appSettings");
     let end = start
         + bicep[start..]
             .find("\nresource ")
             .expect("a resource after it");
     let block = &bicep[start..end];
-    let conditional_from = block.find("? [] :").unwrap_or(block.len());
+    let off_from = block.find("? [").expect("the choice on authTenantId");
+    let on_from = block.find("] : [").expect("its second branch");
     let mut settings = Vec::new();
     let mut at = 0;
     for line in block.lines() {
@@ -36,11 +48,14 @@ fn app_settings(bicep: &str) -> Vec<(String, String, bool)> {
         };
         let (name, rest) = rest.split_once("', value: ").expect("name, then value");
         let value = rest.strip_suffix(" }").expect("one entry per line");
-        settings.push((
-            name.to_owned(),
-            value.to_owned(),
-            line_start > conditional_from,
-        ));
+        let part = if line_start > on_from {
+            Auth::On
+        } else if line_start > off_from {
+            Auth::Off
+        } else {
+            Auth::Both
+        };
+        settings.push((name.to_owned(), value.to_owned(), part));
     }
     assert!(settings.len() > 5, "parsed the settings: {settings:?}");
     settings
@@ -90,7 +105,7 @@ fn environment(with_auth: bool) -> BTreeMap<String, String> {
     let bicep = read("deploy/main.bicep");
     let mut env: BTreeMap<String, String> = app_settings(&bicep)
         .into_iter()
-        .filter(|(_, _, conditional)| with_auth || !conditional)
+        .filter(|(_, _, part)| *part == Auth::Both || (*part == Auth::On) == with_auth)
         .map(|(name, value, _)| {
             let v = stand_in(&name, &value);
             (name, v)
@@ -137,6 +152,11 @@ fn main_bicep_sets_every_setting_serve_needs_and_the_vault_holds_the_secrets() {
             "identity-based storage"
         );
         assert_eq!(settings.auth.is_some(), with_auth);
+        // `serve`'s own rule: the in-app check, or its absence on purpose.
+        assert!(
+            settings.auth.is_some() || settings.auth_disabled,
+            "serve refuses to start without AUTH_JWKS_URL or AUTH_DISABLED=true"
+        );
     }
 }
 

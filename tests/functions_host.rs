@@ -134,7 +134,9 @@ async fn play_the_host(root: &Path, executable: &Path) {
         .set("ROOM_POOL_TARGET", "3")
         .set("ROOM_READY_DELAY_SECONDS", "0")
         .set("ROOM_DELETE_GRACE_SECONDS", "0")
-        .set("LOG_FORMAT", "json");
+        .set("LOG_FORMAT", "json")
+        // The host's function keys are the gate here (no Entra ID tenant in tests).
+        .set("AUTH_DISABLED", "true");
     let mut handler = Handler(
         host_command_in(root, executable, env.pairs())
             .stdout(Stdio::null())
@@ -249,8 +251,43 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
         ("EVENT_SINK_USERNAME", "pexip".to_owned()),
         ("EVENT_SINK_PASSWORD", "sink-secret".to_owned()),
     ];
+    let dev_storage = (
+        "AzureWebJobsStorage",
+        "UseDevelopmentStorage=true".to_owned(),
+    );
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (vec![], "FUNCTIONS_CUSTOMHANDLER_PORT"),
+        (
+            vec![("FUNCTIONS_CUSTOMHANDLER_PORT", "0".into())],
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+        ),
+        // Issue 13, item 16: no in-app check and not disabled on purpose.
+        (
+            [vec![port.clone(), dev_storage.clone()], pexip.to_vec()].concat(),
+            "AUTH_JWKS_URL",
+        ),
+        // Issue 13, item 18: a bound and plain http off loopback.
+        (
+            [
+                vec![
+                    port.clone(),
+                    dev_storage.clone(),
+                    ("PEXIP_MAX_IN_FLIGHT", "1000".into()),
+                ],
+                pexip.to_vec(),
+            ]
+            .concat(),
+            "PEXIP_MAX_IN_FLIGHT",
+        ),
+        (
+            [
+                vec![port.clone(), dev_storage.clone()],
+                pexip.to_vec(),
+                vec![("PEXIP_BASE_URL", "http://pexip.example".into())],
+            ]
+            .concat(),
+            "PEXIP_BASE_URL",
+        ),
         (vec![port.clone()], "AzureWebJobsStorage"),
         (
             vec![
@@ -374,8 +411,11 @@ async fn serve_and_stop(env: &[(&str, String)]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// Issue 13, item 16: `serve` starts without the in-app check only when `AUTH_DISABLED=true`
+/// says so (refused otherwise, see `serve_fails_fast_with_one_line_naming_the_setting`), and
+/// then warns.
 #[tokio::test]
-async fn serve_warns_at_start_when_in_app_authentication_is_off() {
+async fn serve_warns_at_start_when_in_app_authentication_is_disabled() {
     // Nothing here is contacted before the first request, except the queues, whose absence
     // at start is only a warning.
     let base = [
@@ -391,7 +431,8 @@ async fn serve_warns_at_start_when_in_app_authentication_is_off() {
         ("QUEUE_NAME_PREFIX", format!("warn{}-", std::process::id())),
     ];
     const WARNING: &str = "in-app authentication of /room* is off";
-    let (_, stderr) = serve_and_stop(&base).await;
+    let disabled = [base.to_vec(), vec![("AUTH_DISABLED", "true".to_owned())]].concat();
+    let (_, stderr) = serve_and_stop(&disabled).await;
     assert!(stderr.contains(WARNING), "{stderr}");
 
     let configured = [

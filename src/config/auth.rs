@@ -5,10 +5,12 @@
 //! The check is off unless `AUTH_JWKS_URL` is set (the host's function keys and API
 //! Management still apply). Setting any other `AUTH_*` variable without it is refused: a
 //! half-configured check that silently lets everything through is worse than a start-up error.
+//! `serve` refuses to start with the check off unless `AUTH_DISABLED=true` says so on purpose
+//! (see [`auth_disabled`]).
 
 use std::time::Duration;
 
-use url::{Host, Url};
+use url::Url;
 
 use super::{ConfigError, Env};
 
@@ -28,6 +30,11 @@ pub const AUTH_CLOCK_SKEW_SECONDS: &str = "AUTH_CLOCK_SKEW_SECONDS";
 pub const AUTH_JWKS_CACHE_SECONDS: &str = "AUTH_JWKS_CACHE_SECONDS";
 /// Least time between two refreshes caused by an unknown `kid`.
 pub const AUTH_JWKS_REFRESH_MIN_SECONDS: &str = "AUTH_JWKS_REFRESH_MIN_SECONDS";
+/// How long past `AUTH_JWKS_CACHE_SECONDS` the last good keys are still used while every
+/// refresh fails.
+pub const AUTH_JWKS_MAX_STALE_SECONDS: &str = "AUTH_JWKS_MAX_STALE_SECONDS";
+/// `true`: the in-app check is off on purpose (function keys and API Management are the gate).
+pub const AUTH_DISABLED: &str = "AUTH_DISABLED";
 
 /// How access tokens on `/room*` are checked.
 #[derive(Debug, Clone)]
@@ -58,6 +65,10 @@ pub struct AuthSettings {
     /// of made-up `kid`s cannot hammer the JWKS endpoint. A failed refresh is retried after
     /// this long too (the last good keys are used meanwhile).
     pub jwks_refresh_min: Duration,
+    /// `AUTH_JWKS_MAX_STALE_SECONDS` (default 86400): when refreshes keep failing, the last
+    /// good keys are used this long past `jwks_cache`, then no longer (503 until a refresh
+    /// succeeds): a key Entra withdrew must not stay trusted because its JWKS was unreachable.
+    pub jwks_max_stale: Duration,
 }
 
 impl AuthSettings {
@@ -72,6 +83,7 @@ impl AuthSettings {
                 AUTH_CLOCK_SKEW_SECONDS,
                 AUTH_JWKS_CACHE_SECONDS,
                 AUTH_JWKS_REFRESH_MIN_SECONDS,
+                AUTH_JWKS_MAX_STALE_SECONDS,
             ];
             if let Some(other) = others.iter().find(|name| env.get(name).is_some()) {
                 return Err(ConfigError::invalid(
@@ -82,6 +94,8 @@ impl AuthSettings {
             return Ok(None);
         };
         let jwks_url = parse_jwks_url(raw_url)?;
+        // Refuses AUTH_DISABLED=true beside a JWKS URL.
+        auth_disabled(env)?;
         let issuers = required_list(env, AUTH_ISSUER)?;
         let audiences = required_list(env, AUTH_AUDIENCE)?;
         let allowed_client_ids = env.list_or(AUTH_ALLOWED_CLIENT_IDS, &[]);
@@ -100,11 +114,26 @@ impl AuthSettings {
             audiences,
             allowed_client_ids,
             allowed_roles,
-            clock_skew: env.seconds_or(AUTH_CLOCK_SKEW_SECONDS, 60)?,
-            jwks_cache: env.seconds_or(AUTH_JWKS_CACHE_SECONDS, 3600)?,
-            jwks_refresh_min: env.seconds_or(AUTH_JWKS_REFRESH_MIN_SECONDS, 60)?,
+            // Entra's clocks are good; minutes of skew would stretch every token's life.
+            clock_skew: env.seconds_within(AUTH_CLOCK_SKEW_SECONDS, 60, 0..=300)?,
+            jwks_cache: env.seconds_within(AUTH_JWKS_CACHE_SECONDS, 3600, 0..=86_400)?,
+            jwks_refresh_min: env.seconds_within(AUTH_JWKS_REFRESH_MIN_SECONDS, 60, 1..=3600)?,
+            jwks_max_stale: env.seconds_within(AUTH_JWKS_MAX_STALE_SECONDS, 86_400, 0..=604_800)?,
         }))
     }
+}
+
+/// `AUTH_DISABLED` (default false): `true` says the in-app check of `/room*` is off on purpose,
+/// so `serve` starts without `AUTH_JWKS_URL`. Both at once is refused: which one holds?
+pub fn auth_disabled(env: &Env) -> Result<bool, ConfigError> {
+    let disabled = env.bool_or(AUTH_DISABLED, false)?;
+    if disabled && env.get(AUTH_JWKS_URL).is_some() {
+        return Err(ConfigError::invalid(
+            AUTH_DISABLED,
+            format!("must not be true while {AUTH_JWKS_URL} is set"),
+        ));
+    }
+    Ok(disabled)
 }
 
 fn required_list(env: &Env, name: &str) -> Result<Vec<String>, ConfigError> {
@@ -120,12 +149,7 @@ fn required_list(env: &Env, name: &str) -> Result<Vec<String>, ConfigError> {
 /// where the tests serve their own JWKS.
 fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::invalid(AUTH_JWKS_URL, e))?;
-    let loopback = match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
+    let loopback = super::is_loopback(&url);
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
@@ -165,6 +189,10 @@ mod tests {
     #[test]
     fn no_jwks_url_means_the_check_is_off() {
         assert!(AuthSettings::from_env(&Env::default()).unwrap().is_none());
+        assert_eq!(auth_disabled(&Env::default()), Ok(false));
+        let on_purpose = Env::from_pairs([(AUTH_DISABLED, "true")]);
+        assert!(AuthSettings::from_env(&on_purpose).unwrap().is_none());
+        assert_eq!(auth_disabled(&on_purpose), Ok(true));
     }
 
     #[test]
@@ -177,6 +205,7 @@ mod tests {
         assert_eq!(s.clock_skew, Duration::from_secs(60));
         assert_eq!(s.jwks_cache, Duration::from_secs(3600));
         assert_eq!(s.jwks_refresh_min, Duration::from_secs(60));
+        assert_eq!(s.jwks_max_stale, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -203,7 +232,7 @@ mod tests {
 
     #[test]
     fn bad_or_partial_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 7] = [
+        let cases: [(&[(&str, &str)], &str); 12] = [
             (
                 &[(AUTH_JWKS_URL, "http://login.example/keys")],
                 AUTH_JWKS_URL,
@@ -213,6 +242,23 @@ mod tests {
             (&[(AUTH_AUDIENCE, " , ")], AUTH_AUDIENCE),
             (&[(AUTH_ALLOWED_CLIENT_IDS, "")], AUTH_ALLOWED_CLIENT_IDS),
             (&[(AUTH_CLOCK_SKEW_SECONDS, "-5")], AUTH_CLOCK_SKEW_SECONDS),
+            (
+                &[(AUTH_CLOCK_SKEW_SECONDS, "3600")],
+                AUTH_CLOCK_SKEW_SECONDS,
+            ),
+            (
+                &[(AUTH_JWKS_CACHE_SECONDS, "604800")],
+                AUTH_JWKS_CACHE_SECONDS,
+            ),
+            (
+                &[(AUTH_JWKS_REFRESH_MIN_SECONDS, "0")],
+                AUTH_JWKS_REFRESH_MIN_SECONDS,
+            ),
+            (
+                &[(AUTH_JWKS_MAX_STALE_SECONDS, "2592000")],
+                AUTH_JWKS_MAX_STALE_SECONDS,
+            ),
+            (&[(AUTH_DISABLED, "true")], AUTH_DISABLED),
             (
                 &[(AUTH_JWKS_REFRESH_MIN_SECONDS, "soon")],
                 AUTH_JWKS_REFRESH_MIN_SECONDS,

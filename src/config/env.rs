@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub enum ConfigError {
     /// A variable is set but its value cannot be used.
     #[error("{name} is invalid: {reason}")]
     Invalid { name: String, reason: String },
+    /// A variable is unset that this way of running needs, and why.
+    #[error("{name} is not set: {reason}")]
+    Needed { name: String, reason: String },
 }
 
 impl ConfigError {
@@ -35,6 +39,38 @@ impl ConfigError {
             name: name.to_owned(),
         }
     }
+
+    /// A variable that is optional elsewhere but needed here, with the reason.
+    pub fn needed(name: &str, reason: impl Display) -> Self {
+        ConfigError::Needed {
+            name: name.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address. Plain http is
+/// accepted only there (the simulator, Azurite, test fakes): anything else would send
+/// credentials or trust decisions over the network in clear text.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Refuse an `http` URL unless it is on loopback (see [`is_loopback`]); other schemes are
+/// left to the caller.
+pub fn https_unless_loopback(name: &str, url: &url::Url) -> Result<(), ConfigError> {
+    if url.scheme() == "http" && !is_loopback(url) {
+        return Err(ConfigError::invalid(
+            name,
+            "must be an https URL (plain http only on a loopback host)",
+        ));
+    }
+    Ok(())
 }
 
 /// A snapshot of environment variables. Built once from the process in `main`, or from pairs
@@ -129,9 +165,44 @@ impl Env {
         }
     }
 
-    /// A whole number of seconds, or `default` when unset.
-    pub fn seconds_or(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
-        self.parse_or::<u64>(name, default).map(Duration::from_secs)
+    /// Parse `name` like [`Self::parse_or`] and require it to lie in `bounds` (inclusive).
+    /// Every number an operator sets goes through this: a value far outside what the service
+    /// was built for (a zero cap, a week-long timeout) is refused at start, not discovered
+    /// in production.
+    pub fn bounded_or<T>(
+        &self,
+        name: &str,
+        default: T,
+        bounds: RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Display,
+        T::Err: Display,
+    {
+        let value = self.parse_or(name, default)?;
+        if bounds.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::invalid(
+                name,
+                format!(
+                    "must be between {} and {} (got {value})",
+                    bounds.start(),
+                    bounds.end()
+                ),
+            ))
+        }
+    }
+
+    /// A whole number of seconds in `bounds`, or `default` when unset.
+    pub fn seconds_within(
+        &self,
+        name: &str,
+        default: u64,
+        bounds: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.bounded_or(name, default, bounds)
+            .map(Duration::from_secs)
     }
 
     /// A boolean (`true`/`false`/`1`/`0`/`yes`/`no`), or `default` when unset.
@@ -180,6 +251,20 @@ mod tests {
             err.to_string().starts_with("ROOM_POOL_TARGET is invalid"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bounded_numbers_name_the_variable_and_the_bounds() {
+        let env = Env::from_pairs([("A", "0"), ("B", "7"), ("C", "301")]);
+        let err = env.bounded_or("A", 5u32, 1..=10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "A is invalid: must be between 1 and 10 (got 0)"
+        );
+        assert_eq!(env.bounded_or("B", 5u32, 1..=10), Ok(7));
+        assert_eq!(env.bounded_or("D", 5u32, 1..=10), Ok(5));
+        let err = env.seconds_within("C", 30, 1..=300).unwrap_err();
+        assert!(err.to_string().starts_with("C is invalid"), "{err}");
     }
 
     #[test]

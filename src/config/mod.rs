@@ -12,12 +12,15 @@ mod telemetry;
 
 pub use auth::{
     AUTH_ALLOWED_CLIENT_IDS, AUTH_ALLOWED_ROLES, AUTH_AUDIENCE, AUTH_CLOCK_SKEW_SECONDS,
-    AUTH_ISSUER, AUTH_JWKS_CACHE_SECONDS, AUTH_JWKS_REFRESH_MIN_SECONDS, AUTH_JWKS_URL,
-    AuthSettings,
+    AUTH_DISABLED, AUTH_ISSUER, AUTH_JWKS_CACHE_SECONDS, AUTH_JWKS_MAX_STALE_SECONDS,
+    AUTH_JWKS_REFRESH_MIN_SECONDS, AUTH_JWKS_URL, AuthSettings, auth_disabled,
 };
-pub use env::{ConfigError, Env};
+pub use env::{ConfigError, Env, https_unless_loopback, is_loopback};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
-pub use rooms::{EventSinkSettings, GenesysSettings, RoomSettings};
+pub use rooms::{
+    BULK_CREATE_MAX_PER_HOUR, EventSinkSettings, GENESYS_MAX_IN_FLIGHT, GenesysSettings,
+    RoomSettings,
+};
 pub use secrets::{
     DEFAULT_REFRESH_SECONDS, EVENT_SINK_PASSWORD, KEY_VAULT_CLIENT_ID, KEY_VAULT_REFRESH_SECONDS,
     KEY_VAULT_URL, KV_SECRET_EVENT_SINK_PASSWORD, KV_SECRET_PEXIP_PASSWORD,

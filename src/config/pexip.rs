@@ -83,24 +83,16 @@ impl PexipSettings {
             },
             (None, None) => return Err(ConfigError::missing("PEXIP_CLIENT_ID")),
         };
-        let max_in_flight = env.parse_or("PEXIP_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?;
-        if max_in_flight == 0 {
-            return Err(ConfigError::invalid(
-                "PEXIP_MAX_IN_FLIGHT",
-                "must be at least 1",
-            ));
-        }
-        let request_timeout = env.seconds_or(
+        // A Management Node slows down under parallel load (its own CLI uses 5); more than
+        // 50 at once only queues there instead of here.
+        let max_in_flight = env.bounded_or("PEXIP_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1..=50)?;
+        let request_timeout = env.seconds_within(
             "PEXIP_REQUEST_TIMEOUT_SECONDS",
             DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            1..=300,
         )?;
-        if request_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "PEXIP_REQUEST_TIMEOUT_SECONDS",
-                "must be at least 1",
-            ));
-        }
-        let max_retries = env.parse_or("PEXIP_MAX_RETRIES", DEFAULT_MAX_RETRIES)?;
+        // Backoff doubles per retry: ten already spans minutes.
+        let max_retries = env.bounded_or("PEXIP_MAX_RETRIES", DEFAULT_MAX_RETRIES, 0..=10)?;
         Ok(Self {
             base_url,
             auth,
@@ -162,6 +154,8 @@ pub fn parse_base_url(name: &str, raw: &str) -> Result<Url, ConfigError> {
             "the URL must not carry credentials",
         ));
     }
+    // The client sends a bearer token or a password on every request.
+    super::https_unless_loopback(name, &url)?;
     let trimmed = url.path().trim_end_matches('/').to_owned();
     url.set_path(&trimmed);
     Ok(url)
@@ -303,6 +297,19 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_accepted_on_loopback_only() {
+        for raw in [
+            "http://127.0.0.1:7072",
+            "http://localhost:7072/",
+            "http://[::1]:7072",
+        ] {
+            assert!(parse_base_url("PEXIP_BASE_URL", raw).is_ok(), "{raw}");
+        }
+        let err = parse_base_url("PEXIP_BASE_URL", "http://pexip.example").unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+    }
+
+    #[test]
     fn base_url_keeps_a_prefix_without_its_trailing_slash() {
         let url = parse_base_url("X", "https://mgr.example.com/pexip/").unwrap();
         assert_eq!(url.as_str(), "https://mgr.example.com/pexip");
@@ -319,6 +326,11 @@ mod tests {
             ("PEXIP_MAX_IN_FLIGHT", "many"),
             ("PEXIP_REQUEST_TIMEOUT_SECONDS", "0"),
             ("PEXIP_MAX_RETRIES", "-1"),
+            ("PEXIP_BASE_URL", "http://mgr.example.com"),
+            ("PEXIP_BASE_URL", "http://10.0.0.5"),
+            ("PEXIP_MAX_IN_FLIGHT", "51"),
+            ("PEXIP_REQUEST_TIMEOUT_SECONDS", "301"),
+            ("PEXIP_MAX_RETRIES", "11"),
         ];
         for (name, value) in cases {
             let mut pairs = oauth_env();

@@ -9,6 +9,11 @@ use super::{ConfigError, Env};
 use crate::domain::{RoomNamePrefix, SourceNetworks, TagTemplate, UuiPolicy};
 use crate::secrets::Secret;
 
+/// Most rooms bulk creates may ask for within an hour.
+pub const BULK_CREATE_MAX_PER_HOUR: &str = "BULK_CREATE_MAX_PER_HOUR";
+/// Most Genesys token checks in flight at once.
+pub const GENESYS_MAX_IN_FLIGHT: &str = "GENESYS_MAX_IN_FLIGHT";
+
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
 pub struct RoomSettings {
@@ -42,8 +47,11 @@ pub struct RoomSettings {
     pub leak_min_age: Duration,
     /// `RECONCILE_DRY_RUN` (default false): report leaks without deleting them.
     pub reconcile_dry_run: bool,
-    /// `BULK_CREATE_MAX` (default 1000): the largest `count` of `POST /room/bulk`.
+    /// `BULK_CREATE_MAX` (default 1000, 1–10,000): the largest `count` of `POST /room/bulk`.
     pub bulk_create_max: usize,
+    /// `BULK_CREATE_MAX_PER_HOUR` (default 2000, 1–100,000, at least `BULK_CREATE_MAX`): most
+    /// rooms bulk creates may ask for within any hour, per process.
+    pub bulk_create_per_hour: usize,
     /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name, so deployment slots
     /// (or tests) sharing one storage account keep separate pools.
     pub queue_prefix: String,
@@ -93,9 +101,15 @@ impl RoomSettings {
                 "must not start with a persistent prefix (those rooms are never deleted)",
             ));
         }
-        let gc_max_dequeue = env.parse_or("GC_MAX_DEQUEUE", 5u32)?;
-        if gc_max_dequeue == 0 {
-            return Err(ConfigError::invalid("GC_MAX_DEQUEUE", "must be at least 1"));
+        let gc_max_dequeue = env.bounded_or("GC_MAX_DEQUEUE", 5u32, 1..=100)?;
+        let bulk_create_max = env.bounded_or("BULK_CREATE_MAX", 1000, 1..=10_000)?;
+        let bulk_create_per_hour = env.bounded_or(BULK_CREATE_MAX_PER_HOUR, 2000, 1..=100_000)?;
+        if bulk_create_per_hour < bulk_create_max {
+            // A job of the largest allowed count would always be refused.
+            return Err(ConfigError::invalid(
+                BULK_CREATE_MAX_PER_HOUR,
+                format!("must be at least BULK_CREATE_MAX ({bulk_create_max})"),
+            ));
         }
         let queue_prefix = env.get("QUEUE_NAME_PREFIX").unwrap_or("").to_owned();
         // Azure queue names: lowercase letters, digits and single hyphens, 3-63 characters;
@@ -114,9 +128,12 @@ impl RoomSettings {
         }
         Ok(Self {
             queue_prefix,
-            pool_target: env.parse_or("ROOM_POOL_TARGET", 10)?,
-            ready_delay: env.seconds_or("ROOM_READY_DELAY_SECONDS", 90)?,
-            delete_grace: env.seconds_or("ROOM_DELETE_GRACE_SECONDS", 600)?,
+            pool_target: env.bounded_or("ROOM_POOL_TARGET", 10, 0..=10_000)?,
+            // Pexip replicates in about 90 s; an hour means something else is wrong.
+            ready_delay: env.seconds_within("ROOM_READY_DELAY_SECONDS", 90, 0..=3600)?,
+            // Azure Storage caps a message's visibility delay at 7 days; a day is plenty
+            // for a participant to come back.
+            delete_grace: env.seconds_within("ROOM_DELETE_GRACE_SECONDS", 600, 0..=86_400)?,
             persistent_prefixes,
             name_prefix,
             host_pin_length,
@@ -127,10 +144,12 @@ impl RoomSettings {
             },
             alias_domain: env.get("ROOM_ALIAS_DOMAIN").map(str::to_owned),
             gc_max_dequeue,
-            gc_time_budget: env.seconds_or("GC_TIME_BUDGET_SECONDS", 480)?,
-            leak_min_age: env.seconds_or("LEAK_MIN_AGE_SECONDS", 3600)?,
+            // Inside the 10-minute timer period and host.json's functionTimeout (10 min).
+            gc_time_budget: env.seconds_within("GC_TIME_BUDGET_SECONDS", 480, 10..=570)?,
+            leak_min_age: env.seconds_within("LEAK_MIN_AGE_SECONDS", 3600, 0..=30 * 86_400)?,
             reconcile_dry_run: env.bool_or("RECONCILE_DRY_RUN", false)?,
-            bulk_create_max: env.parse_or("BULK_CREATE_MAX", 1000)?,
+            bulk_create_max,
+            bulk_create_per_hour,
         })
     }
 }
@@ -143,7 +162,7 @@ pub struct EventSinkSettings {
     /// `EVENT_SINK_PASSWORD`: the only copy, read on every request, so a password rotated in
     /// Key Vault applies without a restart.
     pub password: Secret,
-    /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB): larger bodies get 413.
+    /// `EVENT_SINK_MAX_BODY_BYTES` (default 1 MiB, 1 KiB–16 MiB): larger bodies get 413.
     pub max_body_bytes: usize,
     /// `EVENT_SINK_ALLOWED_NETWORKS` (optional CIDR list) and `EVENT_SINK_TRUSTED_PROXY_HOPS`
     /// (default 1): when set, only callers whose `X-Forwarded-For` address (see
@@ -158,7 +177,12 @@ impl EventSinkSettings {
         Ok(Self {
             username: env.required("EVENT_SINK_USERNAME")?.to_owned(),
             password: env.required_secret(super::EVENT_SINK_PASSWORD)?,
-            max_body_bytes: env.parse_or("EVENT_SINK_MAX_BODY_BYTES", 1024 * 1024)?,
+            // Pexip's bulk envelopes are tens of KiB; 16 MiB is far above any honest body.
+            max_body_bytes: env.bounded_or(
+                "EVENT_SINK_MAX_BODY_BYTES",
+                1024 * 1024,
+                1024..=16 * 1024 * 1024,
+            )?,
             allowed_sources: allowed_sources(env)?,
         })
     }
@@ -168,10 +192,7 @@ impl EventSinkSettings {
 fn allowed_sources(env: &Env) -> Result<Option<SourceNetworks>, ConfigError> {
     const NETWORKS: &str = "EVENT_SINK_ALLOWED_NETWORKS";
     const HOPS: &str = "EVENT_SINK_TRUSTED_PROXY_HOPS";
-    let hops = env.parse_or(HOPS, 1usize)?;
-    if hops == 0 {
-        return Err(ConfigError::invalid(HOPS, "must be at least 1"));
-    }
+    let hops = env.bounded_or(HOPS, 1usize, 1..=10)?;
     if env.get(NETWORKS).is_none() {
         return Ok(None);
     }
@@ -187,8 +208,11 @@ pub struct GenesysSettings {
     pub api_base: Url,
     /// `GENESYS_ALLOWED_DIVISIONS`: division ids whose users may read rooms. Empty refuses all.
     pub allowed_divisions: Vec<String>,
-    /// `GENESYS_TOKEN_CACHE_SECONDS` (default 60): how long a checked token is trusted.
+    /// `GENESYS_TOKEN_CACHE_SECONDS` (default 60, 0–900): how long a checked token is trusted.
     pub cache_ttl: Duration,
+    /// `GENESYS_MAX_IN_FLIGHT` (default 10, 1–100): most token checks sent to Genesys at
+    /// once; further agents wait their turn (briefly) or get 503.
+    pub max_in_flight: usize,
 }
 
 impl GenesysSettings {
@@ -205,10 +229,14 @@ impl GenesysSettings {
                 "must be an http(s) URL",
             ));
         }
+        // Agents' tokens travel to it.
+        super::https_unless_loopback("GENESYS_API_BASE", &api_base)?;
         Ok(Self {
             api_base,
             allowed_divisions: env.list_or("GENESYS_ALLOWED_DIVISIONS", &[]),
-            cache_ttl: env.seconds_or("GENESYS_TOKEN_CACHE_SECONDS", 60)?,
+            // A cached "allowed" outlives a token Genesys revoked: keep it short.
+            cache_ttl: env.seconds_within("GENESYS_TOKEN_CACHE_SECONDS", 60, 0..=900)?,
+            max_in_flight: env.bounded_or(GENESYS_MAX_IN_FLIGHT, 10, 1..=100)?,
         })
     }
 }
@@ -237,6 +265,17 @@ mod tests {
             ("ROOM_POOL_TARGET", "-1"),
             ("GC_MAX_DEQUEUE", "0"),
             ("QUEUE_NAME_PREFIX", "Bad_Prefix"),
+            ("ROOM_POOL_TARGET", "10001"),
+            ("ROOM_READY_DELAY_SECONDS", "86400"),
+            ("ROOM_DELETE_GRACE_SECONDS", "604800"),
+            ("GC_MAX_DEQUEUE", "1000"),
+            ("GC_TIME_BUDGET_SECONDS", "3600"),
+            ("LEAK_MIN_AGE_SECONDS", "99999999"),
+            ("BULK_CREATE_MAX", "0"),
+            ("BULK_CREATE_MAX", "1000000"),
+            (BULK_CREATE_MAX_PER_HOUR, "0"),
+            // Below the default BULK_CREATE_MAX (1000).
+            (BULK_CREATE_MAX_PER_HOUR, "999"),
         ];
         for (name, value) in cases {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
@@ -245,6 +284,26 @@ mod tests {
         let err =
             RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
         assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn genesys_settings_are_bounded_and_need_https_off_loopback() {
+        let read = |pairs: &[(&'static str, &'static str)]| {
+            GenesysSettings::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let s = read(&[]).unwrap();
+        assert_eq!(s.cache_ttl, Duration::from_secs(60));
+        assert_eq!(s.max_in_flight, 10);
+        assert!(read(&[("GENESYS_API_BASE", "http://127.0.0.1:9")]).is_ok());
+        for (name, value) in [
+            ("GENESYS_API_BASE", "http://api.cac1.pure.cloud"),
+            ("GENESYS_TOKEN_CACHE_SECONDS", "86400"),
+            (GENESYS_MAX_IN_FLIGHT, "0"),
+            (GENESYS_MAX_IN_FLIGHT, "101"),
+        ] {
+            let err = read(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
     }
 
     #[test]
@@ -281,6 +340,18 @@ mod tests {
             (
                 [("EVENT_SINK_TRUSTED_PROXY_HOPS", "0")],
                 "EVENT_SINK_TRUSTED_PROXY_HOPS",
+            ),
+            (
+                [("EVENT_SINK_TRUSTED_PROXY_HOPS", "11")],
+                "EVENT_SINK_TRUSTED_PROXY_HOPS",
+            ),
+            (
+                [("EVENT_SINK_MAX_BODY_BYTES", "1023")],
+                "EVENT_SINK_MAX_BODY_BYTES",
+            ),
+            (
+                [("EVENT_SINK_MAX_BODY_BYTES", "1099511627776")],
+                "EVENT_SINK_MAX_BODY_BYTES",
             ),
         ] {
             let err = read(&extra).unwrap_err();

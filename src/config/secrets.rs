@@ -54,7 +54,7 @@ pub struct KeyVaultSettings {
     /// `KEY_VAULT_CLIENT_ID`, else `AzureWebJobsStorage__clientId`: a user-assigned identity's
     /// client id; `None` means the system-assigned identity.
     pub client_id: Option<String>,
-    /// `KEY_VAULT_REFRESH_SECONDS` (default 300, at least 1): how often every secret is read
+    /// `KEY_VAULT_REFRESH_SECONDS` (default 300, 1–86,400): how often every secret is read
     /// again, so a rotated value is used without a restart.
     pub refresh_interval: Duration,
     /// The secrets this configuration needs: the Pexip key with `PEXIP_CLIENT_ID`, the Pexip
@@ -74,14 +74,12 @@ impl KeyVaultSettings {
             .get(KEY_VAULT_CLIENT_ID)
             .or_else(|| env.get(STORAGE_CLIENT_ID))
             .map(str::to_owned);
-        let refresh_interval =
-            env.seconds_or(KEY_VAULT_REFRESH_SECONDS, DEFAULT_REFRESH_SECONDS)?;
-        if refresh_interval.is_zero() {
-            return Err(ConfigError::invalid(
-                KEY_VAULT_REFRESH_SECONDS,
-                "must be at least 1",
-            ));
-        }
+        // Up to a day: a rotated secret must reach the service without a restart.
+        let refresh_interval = env.seconds_within(
+            KEY_VAULT_REFRESH_SECONDS,
+            DEFAULT_REFRESH_SECONDS,
+            1..=86_400,
+        )?;
 
         let mut wanted = Vec::new();
         if env.get("PEXIP_CLIENT_ID").is_some() {

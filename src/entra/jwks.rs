@@ -12,6 +12,10 @@
 //!   `AUTH_JWKS_REFRESH_MIN_SECONDS`; with no keys at all the caller gets
 //!   [`KeyError::Unavailable`] (503, not a 401 the client could do nothing about) and the
 //!   fetch is retried after [`RETRY_AFTER_FAILURE`].
+//! - The last good keys are kept for at most `AUTH_JWKS_MAX_STALE_SECONDS` past
+//!   `AUTH_JWKS_CACHE_SECONDS`: Entra withdraws a compromised key by leaving it out of the
+//!   JWKS, and an endpoint we cannot reach must not keep such a key trusted for ever. Beyond
+//!   that, it is as if no keys were ever fetched.
 //!
 //! Only signature keys of the algorithms Entra uses are kept: RSA (RS256) and EC P-256
 //! (ES256). Symmetric keys in a JWKS are ignored, so no token can be "signed" with a public
@@ -87,17 +91,26 @@ pub(super) struct JwksCache {
     url: Url,
     max_age: Duration,
     refresh_min: Duration,
+    /// Keys older than `max_age + max_stale` are not used, whatever happens to refreshes.
+    max_stale: Duration,
     current: RwLock<Option<Arc<KeySet>>>,
     refresh: tokio::sync::Mutex<RefreshState>,
 }
 
 impl JwksCache {
-    pub fn new(http: reqwest::Client, url: Url, max_age: Duration, refresh_min: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        url: Url,
+        max_age: Duration,
+        refresh_min: Duration,
+        max_stale: Duration,
+    ) -> Self {
         Self {
             http,
             url,
             max_age,
             refresh_min,
+            max_stale,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
         }
@@ -114,8 +127,9 @@ impl JwksCache {
         }
         let mut state = self.refresh.lock().await;
         let now = Instant::now();
-        // Decided under the lock: another request may have fetched while we waited.
-        let current = self.current();
+        // Decided under the lock: another request may have fetched while we waited. Keys
+        // past their maximum staleness count as none.
+        let current = self.usable(now);
         let reason = match &current {
             None => Some(Reason::FirstUse),
             Some(set) if !self.is_fresh(set, now) => Some(Reason::Expired),
@@ -131,6 +145,8 @@ impl JwksCache {
             RETRY_AFTER_FAILURE
         };
         let backing_off = state.failed_at.is_some_and(|t| now - t < pause);
+        // Keys this call fetched verify its token whatever the staleness limit says.
+        let mut fetched = None;
         if let Some(reason) = reason
             && !backing_off
         {
@@ -145,11 +161,12 @@ impl JwksCache {
                         "signing keys fetched"
                     );
                     state.failed_at = None;
-                    *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Arc::new(KeySet {
-                            keys,
-                            fetched_at: Instant::now(),
-                        }));
+                    let set = Arc::new(KeySet {
+                        keys,
+                        fetched_at: Instant::now(),
+                    });
+                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(set.clone());
+                    fetched = Some(set);
                 }
                 Err(e) => {
                     state.failed_at = Some(Instant::now());
@@ -162,7 +179,7 @@ impl JwksCache {
             }
         }
         drop(state);
-        match self.current() {
+        match fetched.or_else(|| self.usable(Instant::now())) {
             None => Err(KeyError::Unavailable),
             Some(set) => set.keys.get(kid).cloned().ok_or(KeyError::Unknown),
         }
@@ -177,6 +194,20 @@ impl JwksCache {
 
     fn is_fresh(&self, set: &KeySet, now: Instant) -> bool {
         now - set.fetched_at < self.max_age
+    }
+
+    /// The current keys unless they are older than `max_age + max_stale`.
+    fn usable(&self, now: Instant) -> Option<Arc<KeySet>> {
+        self.current().filter(|set| {
+            let usable = now - set.fetched_at < self.max_age + self.max_stale;
+            if !usable {
+                tracing::warn!(
+                    age_s = (now - set.fetched_at).as_secs(),
+                    "the last good signing keys are too old to trust (AUTH_JWKS_MAX_STALE_SECONDS)"
+                );
+            }
+            usable
+        })
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, FetchError> {

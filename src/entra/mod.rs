@@ -42,6 +42,8 @@ pub enum AccessError {
     Issuer,
     #[error("the access token has no {0} claim")]
     MissingClaim(String),
+    #[error("the access token is not an application (client credentials) token")]
+    NotAppToken,
     #[error("this client application is not allowed")]
     ClientNotAllowed,
     #[error("the access token carries none of the allowed roles")]
@@ -76,6 +78,22 @@ struct Claims {
     appid: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    /// `app` or `user` (an optional claim in v2 tokens).
+    idtyp: Option<String>,
+    /// Delegated permissions: only tokens issued on behalf of a user carry it.
+    scp: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Only applications call `/room*` (client credentials): a token a user got through some
+    /// client app of the tenant is refused even if that app is allowed. Entra marks app-only
+    /// tokens with `idtyp=app` when the claim is configured, never gives them `scp`, and
+    /// always names their client (`azp` in v2, `appid` in v1).
+    fn is_app_token(&self) -> bool {
+        self.scp.is_none()
+            && self.idtyp.as_deref().is_none_or(|t| t == "app")
+            && (self.azp.is_some() || self.appid.is_some())
+    }
 }
 
 /// Checks bearer tokens on `/room*`. Cheap to clone.
@@ -97,6 +115,7 @@ impl EntraAuth {
             settings.jwks_url.clone(),
             settings.jwks_cache,
             settings.jwks_refresh_min,
+            settings.jwks_max_stale,
         );
         Self {
             inner: Arc::new(Inner { settings, keys }),
@@ -125,6 +144,9 @@ impl EntraAuth {
             jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(key.algorithm))
                 .map_err(|e| token_error(e.kind()))?
                 .claims;
+        if !claims.is_app_token() {
+            return Err(AccessError::NotAppToken);
+        }
         let caller = Caller {
             client_id: claims.azp.or(claims.appid),
             roles: claims.roles,
@@ -199,6 +221,26 @@ fn token_error(kind: &ErrorKind) -> AccessError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_app_tokens_pass() {
+        let claims = |json: serde_json::Value| serde_json::from_value::<Claims>(json).unwrap();
+        for app in [
+            serde_json::json!({"azp": "c", "idtyp": "app", "roles": ["r"]}),
+            serde_json::json!({"appid": "c"}),
+            serde_json::json!({"azp": "c"}),
+        ] {
+            assert!(claims(app.clone()).is_app_token(), "{app}");
+        }
+        for not_app in [
+            serde_json::json!({"azp": "c", "scp": "Rooms.Read"}),
+            serde_json::json!({"azp": "c", "idtyp": "user"}),
+            serde_json::json!({"idtyp": "app", "roles": ["r"]}),
+            serde_json::json!({}),
+        ] {
+            assert!(!claims(not_app.clone()).is_app_token(), "{not_app}");
+        }
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {

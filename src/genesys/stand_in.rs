@@ -5,11 +5,13 @@
 //!
 //! It answers from a table of bearer tokens: an agent of a division, or a status (an outage,
 //! for the tests that check outages are not cached). Any other token gets 401, as Genesys
-//! answers an unknown or expired token. Calls are counted, so a test can see the cache work.
+//! answers an unknown or expired token. Calls are counted, and the most at once, so a test can
+//! see the cache and the cap on checks in flight work.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +29,8 @@ enum Answer {
 #[derive(Debug, Clone, Default)]
 pub struct StandIn {
     answers: HashMap<String, Answer>,
+    /// How long each answer takes (a slow Genesys).
+    latency: Duration,
 }
 
 impl StandIn {
@@ -52,26 +56,48 @@ impl StandIn {
         self
     }
 
+    /// Every answer takes `latency` (a slow Genesys, so checks overlap).
+    pub fn answer_after(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
     /// Serve on a port of its own on 127.0.0.1 until the process ends.
     pub async fn start(self) -> std::io::Result<RunningStandIn> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Seen::default());
         let answers = Arc::new(self.answers);
-        let counted = calls.clone();
+        let latency = self.latency;
+        let counted = seen.clone();
         let app = axum::Router::new().route(
             "/api/v2/users/me",
             axum::routing::get(move |headers: HeaderMap| {
-                counted.fetch_add(1, Ordering::SeqCst);
+                let seen = counted.clone();
                 let answer = answer(&answers, &headers);
-                async move { answer }
+                async move {
+                    seen.calls.fetch_add(1, Ordering::SeqCst);
+                    let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    seen.peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(latency).await;
+                    seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    answer
+                }
             }),
         );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(RunningStandIn { url, calls })
+        Ok(RunningStandIn { url, seen })
     }
+}
+
+/// What the stand-in has seen: calls, and calls in flight now and at most.
+#[derive(Debug, Default)]
+struct Seen {
+    calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 fn answer(answers: &HashMap<String, Answer>, headers: &HeaderMap) -> Response {
@@ -92,7 +118,7 @@ fn answer(answers: &HashMap<String, Answer>, headers: &HeaderMap) -> Response {
 #[derive(Debug, Clone)]
 pub struct RunningStandIn {
     url: String,
-    calls: Arc<AtomicUsize>,
+    seen: Arc<Seen>,
 }
 
 impl RunningStandIn {
@@ -103,6 +129,11 @@ impl RunningStandIn {
 
     /// Calls to `users/me` so far.
     pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.seen.calls.load(Ordering::SeqCst)
+    }
+
+    /// The most calls that were in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.seen.peak.load(Ordering::SeqCst)
     }
 }

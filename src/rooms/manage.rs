@@ -158,19 +158,6 @@ impl RoomService {
         Ok(rooms)
     }
 
-    /// Start creating `count` pool rooms in the background.
-    pub fn bulk_create(&self, count: usize) -> Result<(), RoomsError> {
-        let max = self.inner.settings.bulk_create_max;
-        if count == 0 || count > max {
-            return Err(RoomsError::Invalid(format!(
-                "count must be between 1 and {max}"
-            )));
-        }
-        tracing::info!(count, "bulk create started");
-        self.spawn_replenish(count);
-        Ok(())
-    }
-
     /// Start deleting every non-persistent room this service created, and clear the pool, in
     /// the background. Rooms with a live conference are left alone: their `conference_ended`
     /// brings them to the garbage collector later.

@@ -10,8 +10,10 @@
 //!   deletion messages that fail stay for redelivery until they are moved to the poison queue.
 
 mod allocate;
+mod bulk;
 mod events;
 mod gc;
+mod health;
 mod manage;
 mod metrics;
 mod reconcile;
@@ -25,6 +27,7 @@ use tokio_util::task::TaskTracker;
 pub use allocate::{Allocation, AllocationSource};
 pub use events::EventReport;
 pub use gc::GcReport;
+pub use health::{DeepHealth, HealthReport};
 pub use manage::{RoomPatch, RoomPatchError};
 pub use metrics::MetricsReport;
 pub use reconcile::{ReconcileReport, TopUpReport};
@@ -53,6 +56,15 @@ pub enum RoomsError {
     /// The queues failed.
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    /// The same kind of job is already running (one at a time).
+    #[error("{0}")]
+    Busy(String),
+    /// A rate limit of this service: try again after `retry_after`.
+    #[error("{detail}")]
+    QuotaExceeded {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 /// The room service. Cheap to clone; one per process.
@@ -86,6 +98,8 @@ struct Inner {
     pool_creating: AtomicUsize,
     /// Allocations for one video call take turns within this process.
     tag_turns: allocate::TagTurns,
+    /// Bulk creates: one at a time, and the rooms they asked for in the last hour.
+    bulk: bulk::BulkJobs,
     /// Counters at the previous metrics run, to report "since the last run".
     last_metrics: std::sync::Mutex<Option<metrics::Baseline>>,
 }
@@ -111,6 +125,7 @@ impl RoomService {
                 top_up_running: AtomicBool::new(false),
                 pool_creating: AtomicUsize::new(0),
                 tag_turns: allocate::TagTurns::default(),
+                bulk: bulk::BulkJobs::default(),
                 queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
             }),

@@ -91,7 +91,7 @@ pub struct Health {
     pub status: String,
     /// Naive UTC ISO-8601 with microseconds, like the old service.
     pub timestamp: String,
-    /// Deep checks (`?deep=true` only): dependency → `ok` or what failed.
+    /// Deep checks (`?deep=true` only): dependency (`pexip`, `queues`) → `ok` or `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks: Option<std::collections::BTreeMap<String, String>>,
 }

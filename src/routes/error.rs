@@ -98,12 +98,19 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the room is persistent and never deleted by this service.
     PersistentRoom,
+    /// 409: a job of this kind is already running (one at a time).
+    JobRunning(String),
     /// 413: the body is over the route's limit.
     BodyTooLarge(String),
     /// 414: the request target is too long.
     UriTooLong,
     /// 415: a JSON route without `Content-Type: application/json`.
     UnsupportedMediaType,
+    /// 429: a rate limit of this service; `Retry-After` says when to come back.
+    RateLimited {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     /// 431: the request headers are too large.
     HeadersTooLarge,
     /// 502: Pexip refused our credentials (someone must act).
@@ -137,7 +144,8 @@ impl ApiError {
             ClientNotAllowed(_) | DivisionNotAllowed | SourceNotAllowed(_) => StatusCode::FORBIDDEN,
             RoomNotFound | NoRoute => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            PersistentRoom => StatusCode::CONFLICT,
+            PersistentRoom | JobRunning(_) => StatusCode::CONFLICT,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -174,6 +182,8 @@ impl ApiError {
             NoRoute => "not_found",
             MethodNotAllowed => "method_not_allowed",
             PersistentRoom => "persistent_room",
+            JobRunning(_) => "job_running",
+            RateLimited { .. } => "rate_limited",
             UriTooLong => "uri_too_long",
             UnsupportedMediaType => "unsupported_media_type",
             HeadersTooLarge => "headers_too_large",
@@ -193,7 +203,8 @@ impl ApiError {
             MissingUuiData => "uuiData is required".into(),
             InvalidUuiData(m) | InvalidRoomName(m) | InvalidRequest(m) | InvalidEvent(m)
             | InvalidJson(m) | InvalidQuery(m) | InvalidPath(m) | BodyUnreadable(m)
-            | BodyTooLarge(m) => m.clone(),
+            | BodyTooLarge(m) | JobRunning(m) => m.clone(),
+            RateLimited { detail, .. } => detail.clone(),
             PexipValidation(m) => format!("Pexip refused the change: {m}"),
             ConfirmationRequired => {
                 "bulk delete removes every room of this service: pass confirm=true".into()
@@ -277,6 +288,13 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up (RFC 9110 §10.2.3).
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         // For `log_errors`: the response carries the error itself, cause included.
         response.extensions_mut().insert(Arc::new(self));
         response
@@ -301,6 +319,14 @@ impl From<RoomsError> for ApiError {
             RoomsError::Invalid(detail) => Self::InvalidRequest(detail),
             RoomsError::Pexip(e) => e.into(),
             RoomsError::Queue(e) => e.into(),
+            RoomsError::Busy(detail) => Self::JobRunning(detail),
+            RoomsError::QuotaExceeded {
+                detail,
+                retry_after,
+            } => Self::RateLimited {
+                detail,
+                retry_after,
+            },
         }
     }
 }
@@ -430,6 +456,16 @@ mod tests {
             (NoRoute, 404, "not_found", None),
             (MethodNotAllowed, 405, "method_not_allowed", None),
             (PersistentRoom, 409, "persistent_room", None),
+            (JobRunning("x".into()), 409, "job_running", None),
+            (
+                RateLimited {
+                    detail: "x".into(),
+                    retry_after: std::time::Duration::from_millis(1500),
+                },
+                429,
+                "rate_limited",
+                None,
+            ),
             (BodyTooLarge("x".into()), 413, "body_rejected", None),
             (UriTooLong, 414, "uri_too_long", None),
             (UnsupportedMediaType, 415, "unsupported_media_type", None),
@@ -498,6 +534,16 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limited_answer_says_when_to_come_back_in_whole_seconds() {
+        let response = ApiError::RateLimited {
+            detail: "x".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
     fn failures_on_our_side_never_show_their_cause_to_the_caller() {
         let secret_cause = "https://mgr.internal.example/api?token=abc";
         let errors = [
@@ -522,6 +568,15 @@ mod tests {
             (RoomsError::NotFound.into(), "room_not_found"),
             (RoomsError::Persistent.into(), "persistent_room"),
             (RoomsError::Invalid("x".into()).into(), "invalid_request"),
+            (RoomsError::Busy("x".into()).into(), "job_running"),
+            (
+                RoomsError::QuotaExceeded {
+                    detail: "x".into(),
+                    retry_after: std::time::Duration::from_secs(5),
+                }
+                .into(),
+                "rate_limited",
+            ),
             (PexipError::NotFound.into(), "room_not_found"),
             (PexipError::Unauthorized.into(), "pexip_error"),
             (

@@ -28,11 +28,12 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use dto::{AliasDto, ConstrainedConference, EventAck, Health};
 pub use error::{ApiError, ErrorBody};
+pub use timers::TimerTurns;
 
 use crate::config::EventSinkSettings;
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
-use crate::rooms::RoomService;
+use crate::rooms::{DeepHealth, RoomService};
 use crate::telemetry;
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
@@ -62,6 +63,10 @@ pub struct AppState {
     /// Checks Entra ID access tokens on `/room*`; `None` when `AUTH_JWKS_URL` is unset (the
     /// host's function keys and API Management are then the only gates).
     pub entra: Option<EntraAuth>,
+    /// The deep health check, cached and single-flight (the route is public).
+    pub health: DeepHealth,
+    /// One run of each timer at a time.
+    pub timers: TimerTurns,
 }
 
 #[derive(OpenApi)]
@@ -131,8 +136,11 @@ impl Modify for SecuritySchemes {
 
 /// The documented routes and the OpenAPI document describing them: the private rooms
 /// router (which `build_router` puts behind the access-token check) and the public one.
+///
+/// `event_sink` holds the sink's settings for its gate (`None` only when building the
+/// document, which no request reaches).
 fn api_routes(
-    event_sink_limit: usize,
+    event_sink: Option<&Arc<EventSinkSettings>>,
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (rooms, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rooms::create_room))
@@ -148,11 +156,19 @@ fn api_routes(
         .routes(routes!(public::public_room_get))
         .routes(routes!(public::health))
         .split_for_parts();
-    // The event sink has its own body limit (bulk envelopes can be large).
-    let (sink, sink_api) = OpenApiRouter::new()
+    // The event sink has its own body limit (bulk envelopes can be large), and its gate
+    // (source network, credentials) runs before the body is read.
+    let limit = event_sink.map_or(MAX_BODY_BYTES, |s| s.max_body_bytes);
+    let mut sink = OpenApiRouter::new()
         .routes(routes!(public::event_sink))
-        .layer(DefaultBodyLimit::max(event_sink_limit))
-        .split_for_parts();
+        .layer(DefaultBodyLimit::max(limit));
+    if let Some(settings) = event_sink {
+        sink = sink.route_layer(axum::middleware::from_fn_with_state(
+            settings.clone(),
+            public::event_sink_gate,
+        ));
+    }
+    let (sink, sink_api) = sink.split_for_parts();
     let mut api = api;
     api.merge(public_api);
     api.merge(sink_api);
@@ -167,12 +183,12 @@ fn api_routes(
 
 /// The OpenAPI document (also served at `/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes(MAX_BODY_BYTES).2
+    api_routes(None).2
 }
 
 /// Build the whole HTTP surface: documented routes, timers, readiness, docs.
 pub fn build_router(state: AppState) -> Router {
-    let (rooms, public, doc) = api_routes(state.event_sink.max_body_bytes);
+    let (rooms, public, doc) = api_routes(Some(&state.event_sink));
     // `route_layer`: only requests that matched a `/room*` route are checked, so an unknown
     // path still gets 404 and a wrong method 405.
     let rooms = match &state.entra {

@@ -1,10 +1,13 @@
 //! The public routes: the agent's room read, the Pexip event sink, and health.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -74,15 +77,9 @@ pub async fn public_room_get(
     ))]
 pub async fn event_sink(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<EventAck>, ApiError> {
-    check_source(&headers, &state.event_sink)?;
-    check_basic(
-        &headers,
-        &state.event_sink.username,
-        &state.event_sink.password.current(),
-    )?;
+    // The caller's network and credentials were checked by `event_sink_gate`.
     let events = parse_event_sink_body(&body).map_err(|e| ApiError::InvalidEvent(e.to_string()))?;
     let report = state.rooms.handle_events(&events).await?;
     Ok(axum::Json(EventAck {
@@ -90,6 +87,24 @@ pub async fn event_sink(
         events: report.events,
         queued: report.queued,
     }))
+}
+
+/// The event sink's gate, a middleware in front of [`event_sink`]: the source network and
+/// the credentials are judged on the request head, before a byte of the body is read. As an
+/// extractor after the body, they let anyone make the service buffer up to
+/// `EVENT_SINK_MAX_BODY_BYTES` per request (or wait for a body that never comes) unchecked.
+pub(super) async fn event_sink_gate(
+    State(settings): State<Arc<EventSinkSettings>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let checked = check_source(headers, &settings)
+        .and_then(|()| check_basic(headers, &settings.username, &settings.password.current()));
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Refuse a caller outside `EVENT_SINK_ALLOWED_NETWORKS` with 403: credentials would not
@@ -146,6 +161,9 @@ pub struct HealthQuery {
 }
 
 /// Liveness, and with `deep=true` a check of Pexip and the queues.
+///
+/// The deep result is at most 15 seconds old (one check at a time, shared by every caller,
+/// at background priority) and says only `ok` or `failed` per dependency; causes are logged.
 #[utoipa::path(get, path = "/public/health", tag = "public", params(HealthQuery),
     responses(
         (status = 200, description = "Alive (and dependencies reachable with deep=true)", body = Health),
@@ -167,20 +185,13 @@ pub async fn health(
             }),
         );
     }
-    let (pexip, queue) = tokio::join!(
-        state.rooms.pexip().live_counts(),
-        state.rooms.pool_queue().approximate_count()
-    );
-    let mut checks = BTreeMap::new();
-    checks.insert(
-        "pexip".to_owned(),
-        pexip.map_or_else(|e| e.to_string(), |_| "ok".into()),
-    );
-    checks.insert(
-        "queues".to_owned(),
-        queue.map_or_else(|e| e.to_string(), |_| "ok".into()),
-    );
-    let healthy = checks.values().all(|v| v == "ok");
+    let report = state.health.report().await;
+    let verdict = |ok: bool| if ok { "ok" } else { "failed" }.to_owned();
+    let checks = BTreeMap::from([
+        ("pexip".to_owned(), verdict(report.pexip)),
+        ("queues".to_owned(), verdict(report.queues)),
+    ]);
+    let healthy = report.healthy();
     let status = if healthy {
         StatusCode::OK
     } else {

@@ -186,6 +186,9 @@ pub struct BulkCreateQuery {
 }
 
 /// Create pool rooms in the background.
+///
+/// One bulk create runs at a time (409 meanwhile), and bulk creates ask for at most
+/// `BULK_CREATE_MAX_PER_HOUR` rooms in any hour (429 with `Retry-After` beyond).
 #[utoipa::path(post, path = "/room/bulk", tag = "rooms", params(BulkCreateQuery),
     security(("function_key" = [], "entra_bearer" = [])),
     responses(
@@ -193,6 +196,9 @@ pub struct BulkCreateQuery {
         (status = 400, description = "Bad count", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
+        (status = 409, description = "A bulk create is already running", body = ErrorBody),
+        (status = 429, description = "BULK_CREATE_MAX_PER_HOUR reached; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until enough of the last hour's budget frees up"))),
     ))]
 pub async fn bulk_create(
     State(state): State<AppState>,

@@ -1,9 +1,22 @@
 //! Timer invocations from the Functions host (`POST /gc_timer`, `POST /metrics_timer`) and its
 //! readiness ping (`GET /`). The body is the host's `InvokeRequest`, parsed leniently; the
 //! answer's `Logs` summarise the run and appear as the invocation's logs in Azure.
+//!
+//! One run of each timer at a time per process ([`TimerTurns`]). Two GC runs at once would
+//! each drain the deletion queue and level the pool while the other's reconciler has the pool
+//! messages hidden (it lists them by receiving them), and take that for rooms to create or
+//! leaks to delete. The host runs a timer on one instance at a time, but a past-due run, a
+//! manual invocation (`POST /admin/functions/...`), `dev`'s in-process timers or a plain
+//! `POST /gc_timer` can still overlap one. A second invocation while one runs answers **200**
+//! at once with a log line saying it was skipped: the run in progress does the work, and a
+//! non-2xx would make the host count a failed run and, for a timer, nothing would retry it
+//! sooner than the next tick anyway.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use tokio::sync::Mutex;
 
 use super::AppState;
 use crate::functions::{InvokeResponse, TimerInvocation};
@@ -14,9 +27,28 @@ pub async fn readiness() -> &'static str {
     "ready"
 }
 
+/// One turn per timer: held for the whole of a run, so a second invocation meanwhile is
+/// skipped. Cheap to clone; one per process (in [`AppState`]).
+#[derive(Clone, Default)]
+pub struct TimerTurns {
+    gc: Arc<Mutex<()>>,
+    metrics: Arc<Mutex<()>>,
+}
+
+/// The answer to an invocation that arrived while the same timer was running.
+fn skipped(timer: &str) -> axum::Json<InvokeResponse> {
+    tracing::info!(timer, "timer run skipped: the previous run is still going");
+    axum::Json(InvokeResponse::with_logs(vec![format!(
+        "{timer}: skipped, the previous run is still going"
+    )]))
+}
+
 /// Garbage collector, then the pool brought to its target (top-up or trim), then the
 /// reconciler (leaks). Every 10 minutes.
 pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
+    let Ok(_turn) = state.timers.gc.try_lock() else {
+        return skipped("gc_timer");
+    };
     let invocation = TimerInvocation::from_body(&body);
     let mut logs = Vec::new();
     if invocation.is_past_due {
@@ -49,6 +81,9 @@ pub async fn metrics_timer(
     State(state): State<AppState>,
     body: Bytes,
 ) -> axum::Json<InvokeResponse> {
+    let Ok(_turn) = state.timers.metrics.try_lock() else {
+        return skipped("metrics_timer");
+    };
     let _ = TimerInvocation::from_body(&body);
     let metrics = state.rooms.collect_metrics().await;
     crate::telemetry::metrics::record_report(&metrics);

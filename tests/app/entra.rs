@@ -223,7 +223,8 @@ async fn a_valid_token_of_a_client_or_role_not_allowed_gets_403() {
     let app = app_with(&idp, &[("AUTH_ALLOWED_ROLES", "Rooms.Manage,Rooms.Admin")]).await;
     let cases = [
         ("another client", json!({"azp": OTHER_CLIENT_ID}), 403),
-        ("no client claim", json!({"azp": null}), 403),
+        // Not an application token at all (issue 13, item 16): refused before the lists.
+        ("no client claim", json!({"azp": null}), 401),
         ("no role", json!({"roles": null}), 403),
         ("another role", json!({"roles": ["Rooms.Read"]}), 403),
         ("allowed client and role", json!({}), 200),
@@ -434,4 +435,57 @@ async fn an_unreachable_jwks_gives_503_not_401() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "auth_unavailable");
     assert_eq!(app.sim_room_count(), 0);
+}
+
+/// Issue 13, item 16: when refreshes keep failing, the last good keys are trusted only
+/// `AUTH_JWKS_MAX_STALE_SECONDS` past their cache time; then requests get 503.
+#[tokio::test]
+async fn keys_stop_being_trusted_past_their_maximum_staleness() {
+    let idp = Idp::start(&[&KEY_A]).await;
+    let app = app_with(
+        &idp,
+        &[
+            ("AUTH_JWKS_CACHE_SECONDS", "0"),
+            ("AUTH_JWKS_MAX_STALE_SECONDS", "0"),
+            ("AUTH_JWKS_REFRESH_MIN_SECONDS", "3600"),
+        ],
+    )
+    .await;
+    let token = bearer(&KEY_A.sign(&claims()));
+    assert_eq!(create(&app, Some(&token), "STALE0").await.status(), 200);
+    idp.set_down(true);
+    let response = create(&app, Some(&token), "STALE1").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "auth_unavailable");
+}
+
+/// Issue 13, item 16: only application tokens (client credentials) get in, even with an
+/// allowed role: not a user's token obtained through some client of the tenant.
+#[tokio::test]
+async fn only_application_tokens_are_accepted() {
+    let idp = Idp::start(&[&KEY_A]).await;
+    // Roles alone as the allow-list, so the client id is not what refuses these.
+    let app = app_with(
+        &idp,
+        &[
+            ("AUTH_ALLOWED_CLIENT_IDS", ""),
+            ("AUTH_ALLOWED_ROLES", ROLE),
+        ],
+    )
+    .await;
+    let app_token = bearer(&KEY_A.sign(&claims()));
+    assert_eq!(create(&app, Some(&app_token), "APP").await.status(), 200);
+    let not_app = [
+        ("delegated (scp)", json!({"scp": "user_impersonation"})),
+        ("a user's (idtyp)", json!({"idtyp": "user"})),
+        ("no client", json!({"azp": null, "azpacr": null})),
+    ];
+    for (i, (case, changes)) in not_app.into_iter().enumerate() {
+        let token = bearer(&KEY_A.sign(&claims_with(changes)));
+        let response = create(&app, Some(&token), &format!("USER{i}")).await;
+        assert_eq!(response.status(), 401, "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_token", "{case}");
+    }
 }

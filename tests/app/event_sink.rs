@@ -83,13 +83,18 @@ async fn events_for_rooms_we_do_not_delete_are_acknowledged_and_ignored() {
     assert_eq!(app.deletion_depth().await, 0);
 }
 
-#[tokio::test]
-async fn malformed_and_oversized_bodies_are_refused() {
-    let app = TestApp::spawn(Options {
+/// An app whose event sink takes bodies up to 4 KiB.
+async fn app_with_4k_body_limit() -> TestApp {
+    TestApp::spawn(Options {
         env: vec![("EVENT_SINK_MAX_BODY_BYTES".into(), "4096".into())],
         ..Options::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused() {
+    let app = app_with_4k_body_limit().await;
     let url = app.at("/public/event_sink");
     for body in ["", "{", "[]", r#"{"data":{}}"#, "null"] {
         let response = app
@@ -118,6 +123,51 @@ async fn malformed_and_oversized_bodies_are_refused() {
     let body: Value = response.json().await.unwrap();
     assert!(body["code"].is_string());
     assert_eq!(app.deletion_depth().await, 0);
+}
+
+/// Issue 13, item 12: the gate reads the head only. A caller without the right credentials
+/// (or from the wrong network) is refused before the service reads, or waits for, a body.
+#[tokio::test]
+async fn callers_are_refused_on_their_head_before_the_body_is_read() {
+    let app = app_with_4k_body_limit().await;
+    let url = app.at("/public/event_sink");
+    // Over the limit and with wrong credentials: refused for the credentials, not the size.
+    let huge = format!(r#"{{"event":"x","data":{{"pad":"{}"}}}}"#, "a".repeat(8192));
+    let response = app
+        .http
+        .post(&url)
+        .basic_auth(SINK_USER, Some("not-the-password"))
+        .body(huge.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app.http.post(&url).body(huge).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // A body announced and never sent: the answer comes from the head alone.
+    let head = "POST /public/event_sink HTTP/1.1\r\nHost: sink\r\n\
+                Content-Type: application/json\r\nContent-Length: 4000\r\n\
+                Authorization: Basic cGV4aXA6d3Jvbmc=\r\n\r\n";
+    assert_eq!(app.status_for_head(head).await, 401);
+
+    // With an allow-list, a caller from outside it is refused the same way (403).
+    let listed = TestApp::spawn(allow_list(&[])).await;
+    let head = format!(
+        "POST /public/event_sink HTTP/1.1\r\nHost: sink\r\nContent-Length: 4000\r\n\
+         X-Forwarded-For: 192.0.2.9\r\nAuthorization: Basic {}\r\n\r\n",
+        base64_credentials()
+    );
+    assert_eq!(listed.status_for_head(&head).await, 403);
+    assert_eq!(
+        app.deletion_depth().await + listed.deletion_depth().await,
+        0
+    );
+}
+
+/// `pexip:<password>` as a Basic credential.
+fn base64_credentials() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{SINK_USER}:{SINK_PASSWORD}"))
 }
 
 /// Settings that restrict the event sink to 10.20.0.0/16 and 2001:db8:20::/48.

@@ -125,6 +125,8 @@ fn local_settings_are_complete_dev_only_values() {
     pexip_sdk::config::RoomSettings::from_env(&env).unwrap();
     pexip_sdk::config::EventSinkSettings::from_env(&env).unwrap();
     pexip_sdk::config::GenesysSettings::from_env(&env).unwrap();
+    // `func start` runs `serve`, which wants the in-app check or this, said on purpose.
+    assert_eq!(pexip_sdk::config::auth_disabled(&env), Ok(true));
 }
 
 #[test]

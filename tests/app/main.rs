@@ -7,6 +7,7 @@ mod event_sink;
 mod gc;
 mod idp;
 mod layout;
+mod limits;
 mod openapi;
 mod public;
 mod rooms_api;

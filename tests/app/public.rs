@@ -56,7 +56,7 @@ async fn an_allowed_agent_reads_the_room_with_its_host_pin() {
 }
 
 #[tokio::test]
-async fn health_is_alive_and_deep_health_sees_pexip_go_down() {
+async fn health_is_alive_and_deep_health_checks_pexip_and_the_queues() {
     let app = TestApp::spawn(Options::default()).await;
     let health: Value = app
         .http
@@ -86,7 +86,13 @@ async fn health_is_alive_and_deep_health_sees_pexip_go_down() {
     let deep: Value = deep.json().await.unwrap();
     assert_eq!(deep["checks"]["pexip"], "ok");
     assert_eq!(deep["checks"]["queues"], "ok");
+}
 
+/// Issue 13, item 11: a failed deep check says `failed`, never the upstream error (which
+/// names internal URLs and Pexip's own words).
+#[tokio::test]
+async fn deep_health_reports_a_failure_without_its_cause() {
+    let app = TestApp::spawn(Options::default()).await;
     app.sim.add_fault(
         pexip_sim::Fault::status(503)
             .count(100)
@@ -101,5 +107,39 @@ async fn health_is_alive_and_deep_health_sees_pexip_go_down() {
     assert_eq!(down.status(), 503);
     let down: Value = down.json().await.unwrap();
     assert_eq!(down["status"], "degraded");
-    assert_ne!(down["checks"]["pexip"], "ok");
+    assert_eq!(down["checks"]["pexip"], "failed");
+    assert_eq!(down["checks"]["queues"], "ok");
+    let text = down.to_string();
+    for leak in ["503", "127.0.0.1", "http", "Pexip"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
+/// Issue 13, item 11: a flood of deep checks costs Pexip one check (its two status requests),
+/// not two requests per call.
+#[tokio::test]
+async fn a_flood_of_deep_health_checks_costs_pexip_one_check() {
+    let app = TestApp::spawn(Options::default()).await;
+    // Slow enough that the whole flood arrives while the first check runs.
+    app.sim
+        .add_fault(pexip_sim::Fault::latency(300).path_prefix("/api/admin/status/"));
+    app.sim.reset_counters();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url) = (app.http.clone(), app.at("/public/health?deep=true"));
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let status_requests: u64 = app
+        .sim
+        .counters()
+        .requests
+        .iter()
+        .filter(|(route, _)| route.contains("/api/admin/status/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(status_requests, 2, "{:?}", app.sim.counters().requests);
 }

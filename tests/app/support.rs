@@ -193,6 +193,26 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Send `head` (a request head, up to and including its blank line) on a connection of
+    /// its own and nothing after it, then read the status line of the answer: what the
+    /// service decides from the head alone, whatever body the head announced.
+    pub async fn status_for_head(&self, head: &str) -> u16 {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut status_line = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut status_line)
+            .await
+            .unwrap();
+        status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {status_line:?}"))
+    }
+
     /// Fire a timer the way the Functions host does.
     pub async fn invoke_timer(&self, name: &str) -> serde_json::Value {
         let response = testkit::serve::timer_request(&self.http, &self.url, name)

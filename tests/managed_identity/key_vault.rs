@@ -593,7 +593,9 @@ pub fn serve_exits_2_with_one_line_when_the_vault_is_down_at_start() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "off")
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+            // Never bound: the vault fails first.
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "1")
+            .env("AUTH_DISABLED", "true")
             .env("AzureWebJobsStorage", "UseDevelopmentStorage=true")
             .env(KEY_VAULT_URL, &vault_url)
             .env("PEXIP_BASE_URL", "https://pexip.example.com")

@@ -22,6 +22,10 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Start `binary serve` on a free port with exactly `env` (plus `PATH` and the port).
     /// Its stdout and stderr go to `log` (appended), or nowhere.
+    ///
+    /// Unless `env` configures in-app authentication (`AUTH_JWKS_URL`) or says otherwise
+    /// (`AUTH_DISABLED`), it gets `AUTH_DISABLED=true`: the tests and benchmarks have no Entra
+    /// ID tenant, and the host's function keys are the gate they stand in for.
     pub fn spawn(binary: &Path, env: &[(String, String)], log: Option<&Path>) -> Self {
         let port = free_port();
         let mut command = Command::new(binary);
@@ -31,6 +35,12 @@ impl ServeProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .stdin(Stdio::null());
+        if !env
+            .iter()
+            .any(|(k, _)| k == "AUTH_JWKS_URL" || k == "AUTH_DISABLED")
+        {
+            command.env("AUTH_DISABLED", "true");
+        }
         for (k, v) in env {
             command.env(k, v);
         }
