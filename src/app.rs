@@ -13,7 +13,8 @@ use anyhow::Context as _;
 
 use crate::config::{
     AUTH_DISABLED, AUTH_JWKS_URL, AuthSettings, ConfigError, Env, EventSinkSettings,
-    GenesysSettings, KeyVaultSettings, PexipSettings, RoomSettings, StorageSettings,
+    GenesysSettings, KeyVaultSettings, PexipSettings, ROOM_AUTOMATIC_PARTICIPANTS, RoomSettings,
+    StorageSettings,
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
@@ -25,6 +26,9 @@ use crate::secrets::{SecretStore, VaultOptions};
 
 /// How long background work may run after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long `serve` waits at start for Pexip to say whether the automatic participants
+/// exist; the host is waiting for the readiness ping meanwhile.
+const START_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every setting the service needs, validated before anything starts. Secret values are live
 /// [`crate::secrets::Secret`] handles inside these settings and nowhere else.
@@ -122,6 +126,34 @@ impl App {
         build_router(self.state.clone())
     }
 
+    /// Refuse to start when an automatic participant of `ROOM_AUTOMATIC_PARTICIPANTS` does
+    /// not exist on the Management Node: every room create would be refused, and the agent
+    /// leg with it. The error names the setting and the resource (exit status 2).
+    ///
+    /// When Pexip cannot answer within [`START_CHECK_TIMEOUT`] (its VMs are stopped on a
+    /// schedule, or it is down), the service starts anyway with a warning: an outage is no
+    /// configuration error, and a crash loop under the host would help nobody.
+    pub async fn check_automatic_participants(&self) -> Result<(), ConfigError> {
+        let check = self.rooms.missing_automatic_participant();
+        match tokio::time::timeout(START_CHECK_TIMEOUT, check).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(missing))) => Err(ConfigError::invalid(
+                ROOM_AUTOMATIC_PARTICIPANTS,
+                format!("{missing} does not exist on the Pexip Management Node"),
+            )),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not check ROOM_AUTOMATIC_PARTICIPANTS on Pexip at start");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "Pexip did not answer in time to check ROOM_AUTOMATIC_PARTICIPANTS at start"
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// Create the queues if needed. A storage outage at start is logged, not fatal: the
     /// routes answer 503 until it is back, which beats a crash loop under the host.
     pub async fn prepare_queues(&self) {
@@ -187,6 +219,7 @@ pub async fn serve(env: &Env, port: Option<u16>) -> anyhow::Result<()> {
         );
     }
     let app = App::build(settings)?;
+    app.check_automatic_participants().await?;
     // Bind first: the host waits for the readiness ping, and queue creation (network round
     // trips) must not delay it.
     let listener = bind(port).await?;

@@ -1,5 +1,5 @@
-//! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator,
-//! in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
+//! `pexip-sdk dev`: the whole system in one process for a newcomer — the Pexip simulator
+//! with an automatically dialled contact-centre agent, in-memory queues (or Azurite/Azure when `AzureWebJobsStorage` is set), a seeded pool, the
 //! two timers on the schedules of their function.json, and the same [`crate::app::App`] as
 //! `serve`.
 //!
@@ -18,7 +18,9 @@ use axum::http::Request;
 use tower::ServiceExt as _;
 
 use crate::app::{App, AppSettings, bind, shutdown_signal};
-use crate::config::{ConfigError, Env, STORAGE_CONNECTION, StorageSettings, is_loopback};
+use crate::config::{
+    ConfigError, Env, ROOM_AUTOMATIC_PARTICIPANTS, STORAGE_CONNECTION, StorageSettings, is_loopback,
+};
 use crate::functions::{AppLayout, TimerFunction};
 use crate::genesys::stand_in::{RunningStandIn, StandIn};
 use pexip_sim::{EventSinkTarget, SimConfig};
@@ -115,6 +117,18 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
         env.set("GENESYS_API_BASE", dev_genesys().await?.url());
         env.set("GENESYS_ALLOWED_DIVISIONS", DEV_AGENT_DIVISION);
     }
+    // The agent leg: Pexip dials the contact centre when a conference starts in a room.
+    if env.get(ROOM_AUTOMATIC_PARTICIPANTS).is_none() {
+        let agent = sim
+            .create_automatic_participant(serde_json::json!({
+                "alias": DEV_AGENT_ALIAS,
+                "role": "chair",
+                "protocol": "sip",
+                "description": "The contact-centre agent (dev)",
+            }))
+            .context("creating the agent's automatic participant on the simulator")?;
+        env.set(ROOM_AUTOMATIC_PARTICIPANTS, agent);
+    }
     let settings = AppSettings::from_env(&env, Some(StorageSettings::InMemory))?;
     let queues_label = settings.storage.describe();
     let app = App::build(settings)?;
@@ -149,6 +163,10 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
             t.name
         );
     }
+    println!(
+        "  agent leg  {} (dialled into each room's conference)",
+        env.get(ROOM_AUTOMATIC_PARTICIPANTS).unwrap_or_default()
+    );
     println!("  event sink Basic pexip:{sink_password}");
     println!("  agent      x-auth-token: {DEV_AGENT_TOKEN} (a local stand-in for Genesys Cloud)");
     println!();
@@ -162,6 +180,9 @@ pub async fn run(args: DevOptions, env: &Env) -> anyhow::Result<()> {
     sim.shutdown().await;
     result
 }
+
+/// The address the dev agent leg dials (a chair, as a contact-centre agent hosts the call).
+const DEV_AGENT_ALIAS: &str = "sip:agent@contact-centre.dev";
 
 /// The agent token the dev stand-in for Genesys Cloud accepts.
 const DEV_AGENT_TOKEN: &str = "dev-agent-token";

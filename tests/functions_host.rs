@@ -233,7 +233,7 @@ async fn play_the_host(root: &Path, executable: &Path) {
 }
 
 /// Run `serve` with `env` and return (exit code, stderr).
-fn serve_fails_with(env: &[(&str, String)]) -> (i32, String) {
+fn serve_fails_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> (i32, String) {
     let output = host_command(env).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
@@ -382,10 +382,13 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
 
 /// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stdout and
 /// stderr (INFO lines go to the one, WARN and ERROR to the other).
-async fn serve_and_stop(env: &[(&str, String)]) -> (String, String) {
+async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> (String, String) {
     let port = free_port();
-    let mut env = env.to_vec();
-    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()));
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        .collect();
+    env.push(("FUNCTIONS_CUSTOMHANDLER_PORT".to_owned(), port.to_string()));
     let mut handler = Handler(
         host_command(&env)
             .stdout(Stdio::piped())
@@ -573,4 +576,49 @@ fn funcignore_lets_core_tools_upload_what_the_package_holds() {
     ] {
         assert!(ignored(path), "{path} must not be uploaded");
     }
+}
+
+#[tokio::test]
+async fn serve_checks_at_start_that_the_automatic_participants_exist() {
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = pexip_sim::start(pexip_sim::SimConfig::default(), sim_listener)
+        .await
+        .unwrap();
+    let agent = sim
+        .create_automatic_participant(json!({"alias": "sip:agent@cc.example", "role": "chair"}))
+        .unwrap();
+    // Nothing but Pexip is contacted before `serve` listens (the queues' absence at start is
+    // only a warning).
+    let base = AppEnv::new()
+        .set("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+        .pexip(&sim)
+        .event_sink("pexip", "sink-secret")
+        .queue_prefix(format!("agent{}-", std::process::id()))
+        .set("AUTH_DISABLED", "true");
+    let missing = "/api/admin/configuration/v1/automatic_participant/42/";
+    let env = base
+        .clone()
+        .set("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+        .set("ROOM_AUTOMATIC_PARTICIPANTS", format!("{agent},42"))
+        // Log lines off: what remains on stderr is the operator's error line.
+        .set("RUST_LOG", "off");
+    // The simulator answers from this runtime: wait for the child on another thread.
+    let (code, stderr) = tokio::task::spawn_blocking(move || serve_fails_with(env.pairs()))
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "error: ROOM_AUTOMATIC_PARTICIPANTS is invalid: {missing} does not exist on the Pexip \
+             Management Node"
+        )],
+        "{stderr}"
+    );
+
+    // The ones that exist let it start.
+    let env = base.set("ROOM_AUTOMATIC_PARTICIPANTS", agent.clone());
+    let (stdout, _) = serve_and_stop(env.pairs()).await;
+    assert!(stdout.contains("serving"), "{stdout}");
 }

@@ -19,7 +19,7 @@ pub use env::{ConfigError, Env, https_unless_loopback, is_loopback};
 pub use pexip::{PexipAuth, PexipSettings, parse_base_url};
 pub use rooms::{
     BULK_CREATE_MAX_PER_HOUR, EventSinkSettings, GENESYS_MAX_IN_FLIGHT, GenesysSettings,
-    RoomSettings,
+    ROOM_AUTOMATIC_PARTICIPANTS, RoomSettings,
 };
 pub use secrets::{
     DEFAULT_REFRESH_SECONDS, EVENT_SINK_PASSWORD, KEY_VAULT_CLIENT_ID, KEY_VAULT_REFRESH_SECONDS,

@@ -7,12 +7,15 @@ use url::Url;
 
 use super::{ConfigError, Env};
 use crate::domain::{RoomNamePrefix, SourceNetworks, TagTemplate, UuiPolicy};
+use crate::pexip::AutomaticParticipantRef;
 use crate::secrets::Secret;
 
 /// Most rooms bulk creates may ask for within an hour.
 pub const BULK_CREATE_MAX_PER_HOUR: &str = "BULK_CREATE_MAX_PER_HOUR";
 /// Most Genesys token checks in flight at once.
 pub const GENESYS_MAX_IN_FLIGHT: &str = "GENESYS_MAX_IN_FLIGHT";
+/// The automatic participants linked to every room this service creates.
+pub const ROOM_AUTOMATIC_PARTICIPANTS: &str = "ROOM_AUTOMATIC_PARTICIPANTS";
 
 /// How rooms are pooled, named, tagged and deleted.
 #[derive(Debug, Clone)]
@@ -25,7 +28,8 @@ pub struct RoomSettings {
     /// `ROOM_DELETE_GRACE_SECONDS` (default 600): a room is deleted this long after its
     /// conference ended, so a participant who drops and rejoins keeps the room.
     pub delete_grace: Duration,
-    /// `PERSISTENT_ROOM_PREFIXES` (default `test_,vkiosk_`): rooms never deleted by this service.
+    /// `PERSISTENT_ROOM_PREFIXES` (default `test_,vkiosk_`): rooms never deleted by this
+    /// service. Compared ignoring ASCII case (`TEST_x` is persistent too).
     pub persistent_prefixes: Vec<String>,
     /// `ROOM_NAME_PREFIX` (default `vbv-`): marks rooms this service created.
     pub name_prefix: RoomNamePrefix,
@@ -55,6 +59,10 @@ pub struct RoomSettings {
     /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name, so deployment slots
     /// (or tests) sharing one storage account keep separate pools.
     pub queue_prefix: String,
+    /// `ROOM_AUTOMATIC_PARTICIPANTS` (default none): Pexip automatic participants (resource
+    /// URIs or ids) linked to every room this service creates, in the create request itself,
+    /// so Pexip dials them (the contact-centre agent) when a conference starts.
+    pub automatic_participants: Vec<AutomaticParticipantRef>,
 }
 
 impl RoomSettings {
@@ -92,10 +100,12 @@ impl RoomSettings {
             ));
         }
         let persistent_prefixes = env.list_or("PERSISTENT_ROOM_PREFIXES", &["test_", "vkiosk_"]);
-        if persistent_prefixes
-            .iter()
-            .any(|p| name_prefix.as_str().starts_with(p.as_str()))
-        {
+        if persistent_prefixes.iter().any(|p| {
+            name_prefix
+                .as_str()
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p))
+        }) {
             return Err(ConfigError::invalid(
                 "ROOM_NAME_PREFIX",
                 "must not start with a persistent prefix (those rooms are never deleted)",
@@ -126,7 +136,23 @@ impl RoomSettings {
                 "use up to 30 lowercase letters, digits and single hyphens, not starting with a hyphen",
             ));
         }
+        let automatic_participants = env
+            .list_or(ROOM_AUTOMATIC_PARTICIPANTS, &[])
+            .iter()
+            .map(|raw| {
+                AutomaticParticipantRef::parse(raw).ok_or_else(|| {
+                    ConfigError::invalid(
+                        ROOM_AUTOMATIC_PARTICIPANTS,
+                        format!(
+                            "{raw:?} is neither an id nor a resource URI \
+                             /api/admin/configuration/v1/automatic_participant/<id>/"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            automatic_participants,
             queue_prefix,
             pool_target: env.bounded_or("ROOM_POOL_TARGET", 10, 0..=10_000)?,
             // Pexip replicates in about 90 s; an hour means something else is wrong.
@@ -276,14 +302,36 @@ mod tests {
             (BULK_CREATE_MAX_PER_HOUR, "0"),
             // Below the default BULK_CREATE_MAX (1000).
             (BULK_CREATE_MAX_PER_HOUR, "999"),
+            (ROOM_AUTOMATIC_PARTICIPANTS, "7,agent"),
         ];
         for (name, value) in cases {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{name}: {err}");
         }
-        let err =
-            RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", "test_x")])).unwrap_err();
-        assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+        for prefix in ["test_x", "TEST_x"] {
+            let err = RoomSettings::from_env(&Env::from_pairs([("ROOM_NAME_PREFIX", prefix)]))
+                .unwrap_err();
+            assert!(err.to_string().starts_with("ROOM_NAME_PREFIX"), "{err}");
+        }
+    }
+
+    #[test]
+    fn automatic_participants_are_uris_or_ids() {
+        let s = RoomSettings::from_env(&Env::default()).unwrap();
+        assert!(s.automatic_participants.is_empty());
+        let s = RoomSettings::from_env(&Env::from_pairs([(
+            ROOM_AUTOMATIC_PARTICIPANTS,
+            "/api/admin/configuration/v1/automatic_participant/3/, 9",
+        )]))
+        .unwrap();
+        let uris: Vec<String> = s.automatic_participants.iter().map(|p| p.uri()).collect();
+        assert_eq!(
+            uris,
+            [
+                "/api/admin/configuration/v1/automatic_participant/3/",
+                "/api/admin/configuration/v1/automatic_participant/9/"
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum PinError {
     SameAsHost,
     #[error("PIN length must be between 4 and 20")]
     ConfiguredLength,
+    #[error("PIN must be {0} digits, optionally ending in '#'")]
+    NotConfiguredLength(usize),
 }
 
 impl Pin {
@@ -35,6 +37,26 @@ impl Pin {
             return Err(PinError::Format);
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// Validate a PIN given by a caller for a room of this service: Pexip's format with
+    /// exactly `digits` digits (the configured length, which a shorter PIN would weaken).
+    pub fn parse_exact(raw: &str, digits: usize) -> Result<Self, PinError> {
+        let pin = Self::parse(raw).map_err(|e| match e {
+            PinError::Length => PinError::NotConfiguredLength(digits),
+            other => other,
+        })?;
+        if pin.digits().len() == digits {
+            Ok(pin)
+        } else {
+            Err(PinError::NotConfiguredLength(digits))
+        }
+    }
+
+    /// The digits without a trailing `#` (which only ends the entry): two PINs with the
+    /// same digits are the same PIN to a caller.
+    pub fn digits(&self) -> &str {
+        self.0.strip_suffix('#').unwrap_or(&self.0)
     }
 
     /// `len` random digits from a CSPRNG (rand's thread RNG, seeded by the OS).
@@ -106,6 +128,21 @@ mod tests {
         ];
         for (raw, want) in bad {
             assert_eq!(Pin::parse(raw), Err(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn exact_lengths_are_enforced_with_an_optional_hash() {
+        assert_eq!(Pin::parse_exact("123456", 6).unwrap().digits(), "123456");
+        assert_eq!(Pin::parse_exact("123456#", 6).unwrap().digits(), "123456");
+        for (raw, want) in [
+            ("1234", PinError::NotConfiguredLength(6)),
+            ("1234567", PinError::NotConfiguredLength(6)),
+            ("12345#", PinError::NotConfiguredLength(6)),
+            ("", PinError::NotConfiguredLength(6)),
+            ("12a456", PinError::Format),
+        ] {
+            assert_eq!(Pin::parse_exact(raw, 6), Err(want), "{raw:?}");
         }
     }
 

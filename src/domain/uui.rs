@@ -52,6 +52,28 @@ impl UuiPolicy {
     }
 }
 
+impl UuiPolicy {
+    /// For each allowed host, the fixed start of its tag URLs (the template rendered up to
+    /// the video call id), without repeats: a Management API filter `tag__startswith=` on
+    /// each finds every room [`Self::is_our_tag`] can accept, and a few more to check.
+    pub fn tag_prefixes(&self) -> Vec<String> {
+        const MARK: &str = "\u{0}";
+        let mut prefixes: Vec<String> = self
+            .allowed_hosts
+            .iter()
+            .filter_map(|host| {
+                let rendered = self.template.render(host, MARK);
+                rendered
+                    .split_once(MARK)
+                    .map(|(before, _)| before.to_owned())
+            })
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        prefixes
+    }
+}
+
 fn is_video_call_id(s: &str) -> bool {
     (1..=MAX_VIDEO_CALL_ID_LEN).contains(&s.len())
         && s.bytes()
@@ -238,6 +260,18 @@ mod tests {
         ] {
             assert!(!p.is_our_tag(other), "{other}");
         }
+    }
+
+    #[test]
+    fn tag_prefixes_cover_every_allowed_host() {
+        assert_eq!(
+            policy().tag_prefixes(),
+            [
+                "https://id.gov.bc.ca/idcheck/protected/video/",
+                "https://iddev.gov.bc.ca/idcheck/protected/video/",
+                "https://idtest.gov.bc.ca/idcheck/protected/video/",
+            ]
+        );
     }
 
     #[test]

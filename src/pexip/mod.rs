@@ -5,7 +5,7 @@
 //!
 //! Facts it relies on are in `docs/pexip.md`: §1 Management API basics (trailing slashes,
 //! `meta.next` paths, 201 + `Location`, 202 on PATCH, 204/404 on DELETE), §2 Authentication,
-//! §3 Conferences, §4 Conference aliases and §7 Status API.
+//! §3 Conferences, §4 Conference aliases, §7 Status API and §9 Automatic participants.
 //!
 //! # Retry policy
 //!
@@ -51,7 +51,7 @@ pub use self::gate::Priority;
 pub use self::key::{KeyError, SigningKey};
 use self::models::ListPage;
 pub use self::models::{Alias, Conference, Deleted, LiveConference, LiveCounts, NewConference};
-pub use self::paths::ensure_not_collection_delete;
+pub use self::paths::{AutomaticParticipantRef, ensure_not_collection_delete};
 use self::paths::{Resource, id_from_location};
 use self::stats::Counters;
 pub use self::stats::{ClientStats, ErrorCounts};
@@ -307,6 +307,22 @@ impl PexipClient {
     /// Delete an alias. 404 counts as already gone.
     pub async fn delete_alias(&self, alias_id: u64) -> Result<Deleted, PexipError> {
         self.delete(Resource::ConferenceAlias, alias_id).await
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Configuration API: automatic_participant (docs/pexip.md §9 Automatic participants)
+
+    /// Whether the automatic participant exists on the node (`GET` by id: 200 yes, 404 no).
+    pub async fn automatic_participant_exists(
+        &self,
+        participant: AutomaticParticipantRef,
+    ) -> Result<bool, PexipError> {
+        let path = Resource::AutomaticParticipant.detail(participant.id());
+        match self.request(Method::GET, &path, None).await {
+            Ok(_) => Ok(true),
+            Err(PexipError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     // ---------------------------------------------------------------------------------------

@@ -56,6 +56,32 @@ pub struct Conference {
     pub extra: Map<String, Value>,
 }
 
+impl Conference {
+    /// The resource URIs of the automatic participants linked to the room. Pexip embeds
+    /// each as a full object when it reads a conference (as it does aliases) and takes URIs
+    /// when written; both shapes are read here (an object by its `resource_uri`, else its
+    /// `id`). The objects themselves stay in [`Self::extra`], so the full view shows them.
+    pub fn automatic_participant_uris(&self) -> Vec<String> {
+        let Some(Value::Array(items)) = self.extra.get("automatic_participants") else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Value::String(uri) => Some(uri.clone()),
+                Value::Object(object) => match (object.get("resource_uri"), object.get("id")) {
+                    (Some(Value::String(uri)), _) => Some(uri.clone()),
+                    (_, Some(Value::Number(id))) => {
+                        id.as_u64().map(super::AutomaticParticipantRef::uri_of)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A room alias (configuration `conference_alias`, or nested in a conference).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(default)]
@@ -244,6 +270,38 @@ mod tests {
         let back = serde_json::to_value(&conference).unwrap();
         assert_eq!(back["host_view"], "one_main_seven_pips");
         assert_eq!(back["pin"], "1234");
+    }
+
+    #[test]
+    fn linked_automatic_participants_read_as_uris_or_embedded_objects() {
+        let uri = "/api/admin/configuration/v1/automatic_participant/3/";
+        let as_uris: Conference =
+            serde_json::from_value(json!({"id": 1, "automatic_participants": [uri]})).unwrap();
+        // The shape Pexip reads back (a third-party fixture of a real payload, plus the URI).
+        let embedded: Conference = serde_json::from_value(json!({"id": 1,
+        "automatic_participants": [
+            {"alias": "sip:queue@cc.example", "call_type": "video", "creation_time":
+             "2026-01-01T00:00:00", "description": "", "dtmf_sequence": "", "id": 3,
+             "keep_conference_alive": "keep_conference_alive_if_multiple",
+             "presentation_url": "", "protocol": "sip", "remote_display_name": "",
+             "role": "chair", "routing": "manual", "streaming": false,
+             "resource_uri": uri},
+            {"id": 4, "alias": "sip:other@cc.example"},
+        ]}))
+        .unwrap();
+        assert_eq!(as_uris.automatic_participant_uris(), [uri]);
+        assert_eq!(
+            embedded.automatic_participant_uris(),
+            [uri, "/api/admin/configuration/v1/automatic_participant/4/"]
+        );
+        assert!(
+            Conference::default()
+                .automatic_participant_uris()
+                .is_empty()
+        );
+        // The embedded objects stay whole for the full view.
+        let back = serde_json::to_value(&embedded).unwrap();
+        assert_eq!(back["automatic_participants"][0]["role"], "chair");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Resource {
     LiveConference,
     /// `status/v1/participant`: live participants.
     LiveParticipant,
+    /// `configuration/v1/automatic_participant`: participants Pexip dials out to when a
+    /// conference starts (docs/pexip.md §9 Automatic participants).
+    AutomaticParticipant,
 }
 
 impl Resource {
@@ -34,12 +37,54 @@ impl Resource {
             Resource::ConferenceAlias => "/api/admin/configuration/v1/conference_alias/",
             Resource::LiveConference => "/api/admin/status/v1/conference/",
             Resource::LiveParticipant => "/api/admin/status/v1/participant/",
+            Resource::AutomaticParticipant => "/api/admin/configuration/v1/automatic_participant/",
         }
     }
 
     /// The path of one object.
     pub fn detail(self, id: u64) -> String {
         format!("{}{id}/", self.collection())
+    }
+}
+
+/// An automatically dialled participant named by its resource URI
+/// (`/api/admin/configuration/v1/automatic_participant/<id>/`) or its bare id, as
+/// `ROOM_AUTOMATIC_PARTICIPANTS` lists them. Only the path form is accepted, not an absolute
+/// URL: the node is the one `PEXIP_BASE_URL` names, and a host here could only disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AutomaticParticipantRef(u64);
+
+impl AutomaticParticipantRef {
+    /// Parse `<id>` or the resource URI (trailing slash optional).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let collection = Resource::AutomaticParticipant.collection();
+        let id = raw.strip_prefix(collection).unwrap_or(raw);
+        let id = id.strip_suffix('/').unwrap_or(id);
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        id.parse().ok().map(Self)
+    }
+
+    /// The numeric id.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+
+    /// The resource URI, as a conference's `automatic_participants` takes it.
+    pub fn uri(self) -> String {
+        Self::uri_of(self.0)
+    }
+
+    /// The resource URI of the automatic participant with this id.
+    pub fn uri_of(id: u64) -> String {
+        Resource::AutomaticParticipant.detail(id)
+    }
+}
+
+impl std::fmt::Display for AutomaticParticipantRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.uri())
     }
 }
 
@@ -130,6 +175,32 @@ mod tests {
         assert!(
             ensure_not_collection_delete(&Method::POST, Resource::Conference.collection()).is_ok()
         );
+    }
+
+    #[test]
+    fn automatic_participants_are_named_by_uri_or_bare_id() {
+        let uri = "/api/admin/configuration/v1/automatic_participant/12/";
+        for raw in [
+            uri,
+            "/api/admin/configuration/v1/automatic_participant/12",
+            "12",
+        ] {
+            let parsed = AutomaticParticipantRef::parse(raw).unwrap();
+            assert_eq!(parsed.id(), 12, "{raw}");
+            assert_eq!(parsed.uri(), uri, "{raw}");
+        }
+        for bad in [
+            "",
+            "x",
+            "-1",
+            "/api/admin/configuration/v1/automatic_participant/",
+            "/api/admin/configuration/v1/conference/12/",
+            "https://mgr.example.com/api/admin/configuration/v1/automatic_participant/12/",
+            "/api/admin/configuration/v1/automatic_participant/12/x/",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(AutomaticParticipantRef::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

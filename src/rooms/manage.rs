@@ -1,11 +1,18 @@
 //! Reading, updating, listing and deleting rooms on request, and the bulk jobs.
+//!
+//! These act only on managed rooms (see [`RoomService`]'s safety rules): a VMR of another team
+//! on the same Management Node is "not found" here, so a leaked key cannot read, re-PIN or
+//! delete it, and the answer does not even confirm it exists. An update writes only what the
+//! service itself would write: a tag URL of our template (or none), PINs of the configured
+//! lengths that differ from each other.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
-use crate::domain::{Pin, RoomName};
+use crate::config::RoomSettings;
+use crate::domain::{Pin, PinError, RoomName};
 use crate::pexip::{Conference, Deleted, PexipError};
 
 /// Longest `tag` or `description` Pexip stores.
@@ -16,11 +23,14 @@ const MAX_TEXT_FIELD: usize = 250;
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomPatch {
-    /// The service tag (the caller's session URL).
+    /// The service tag: empty (back to no call) or a tag URL of this service's template
+    /// with an allowed host.
     pub tag: Option<String>,
-    /// Host PIN: 4–20 digits, optional trailing `#`, or empty for none.
+    /// Host PIN: `HOST_PIN_LENGTH` digits (default 6), optionally ending in `#`; never empty;
+    /// must differ from the guest PIN.
     pub pin: Option<String>,
-    /// Guest PIN, same format; must differ from the host PIN.
+    /// Guest PIN: `GUEST_PIN_LENGTH` digits (default 4), optionally ending in `#`; never
+    /// empty; must differ from the host PIN.
     pub guest_pin: Option<String>,
     /// Free text shown in Pexip's directory.
     pub description: Option<String>,
@@ -43,7 +53,12 @@ pub enum RoomPatchError {
     Pin { field: &'static str, reason: String },
     #[error("participant_limit must be between 0 and 1000000")]
     ParticipantLimit,
+    #[error("tag must be empty or a tag URL this service issues")]
+    Tag,
 }
+
+/// The message for two PINs that must differ.
+const SAME_PINS: &str = "host PIN and guest PIN must differ";
 
 /// Distinguishes `"participant_limit": null` (clear it) from an absent field (keep it).
 fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
@@ -51,8 +66,9 @@ fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 }
 
 impl RoomPatch {
-    /// Validate and turn into the JSON body Pexip expects.
-    pub fn to_pexip(&self) -> Result<Value, RoomPatchError> {
+    /// Validate against `settings` (tag template, PIN lengths) and turn into the JSON body
+    /// Pexip expects. What needs the room itself is [`Self::check_against`].
+    pub fn to_pexip(&self, settings: &RoomSettings) -> Result<Value, RoomPatchError> {
         let mut body = Map::new();
         for (field, value) in [("tag", &self.tag), ("description", &self.description)] {
             if let Some(v) = value {
@@ -62,25 +78,26 @@ impl RoomPatch {
                 body.insert(field.into(), Value::String(v.clone()));
             }
         }
-        for (field, value) in [("pin", &self.pin), ("guest_pin", &self.guest_pin)] {
-            if let Some(v) = value {
-                if !v.is_empty() {
-                    Pin::parse(v).map_err(|e| RoomPatchError::Pin {
-                        field,
-                        reason: e.to_string(),
-                    })?;
-                }
-                body.insert(field.into(), Value::String(v.clone()));
-            }
+        if let Some(tag) = &self.tag
+            && !tag.is_empty()
+            && !settings.uui.is_our_tag(tag)
+        {
+            return Err(RoomPatchError::Tag);
         }
-        if let (Some(host), Some(guest)) = (&self.pin, &self.guest_pin)
-            && !host.is_empty()
-            && host == guest
+        let host = pin(&self.pin, "pin", settings.host_pin_length)?;
+        let guest = pin(&self.guest_pin, "guest_pin", settings.guest_pin_length)?;
+        if let (Some(host), Some(guest)) = (&host, &guest)
+            && host.digits() == guest.digits()
         {
             return Err(RoomPatchError::Pin {
                 field: "guest_pin",
-                reason: "host PIN and guest PIN must differ".into(),
+                reason: SAME_PINS.into(),
             });
+        }
+        for (field, value) in [("pin", host), ("guest_pin", guest)] {
+            if let Some(pin) = value {
+                body.insert(field.into(), Value::String(pin.expose().to_owned()));
+            }
         }
         if let Some(allow) = self.allow_guests {
             body.insert("allow_guests".into(), Value::Bool(allow));
@@ -99,31 +116,68 @@ impl RoomPatch {
         }
         Ok(Value::Object(body))
     }
+
+    /// The checks that need the room: a new PIN must also differ from the room's current
+    /// other PIN (a guest PIN equal to the host PIN would let the citizen in as host).
+    pub fn check_against(&self, room: &Conference) -> Result<(), RoomPatchError> {
+        let same = |a: &str, b: &str| {
+            !b.is_empty() && a.strip_suffix('#').unwrap_or(a) == b.strip_suffix('#').unwrap_or(b)
+        };
+        match (&self.pin, &self.guest_pin) {
+            (Some(host), None) if same(host, &room.guest_pin) => Err(RoomPatchError::Pin {
+                field: "pin",
+                reason: "the host PIN must differ from the room's guest PIN".into(),
+            }),
+            (None, Some(guest)) if same(guest, &room.pin) => Err(RoomPatchError::Pin {
+                field: "guest_pin",
+                reason: "the guest PIN must differ from the room's host PIN".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A PIN of an update, if given: never empty, Pexip's format, exactly `digits` digits.
+fn pin(
+    value: &Option<String>,
+    field: &'static str,
+    digits: usize,
+) -> Result<Option<Pin>, RoomPatchError> {
+    value
+        .as_deref()
+        .map(|raw| Pin::parse_exact(raw, digits))
+        .transpose()
+        .map_err(|e: PinError| RoomPatchError::Pin {
+            field,
+            reason: e.to_string(),
+        })
 }
 
 impl RoomService {
-    /// The room called `name`.
+    /// The managed room called `name`; any other VMR is [`RoomsError::NotFound`].
     pub async fn get_room(&self, name: &RoomName) -> Result<Conference, RoomsError> {
         self.inner
             .pexip
             .find_conference(name.as_str())
             .await?
+            .filter(|room| self.is_managed(room))
             .ok_or(RoomsError::NotFound)
     }
 
-    /// Apply a partial update to the room called `name`.
+    /// Apply a partial update to the managed room called `name`. What the update says is
+    /// checked before Pexip is asked anything; what needs the room, once it is read.
     pub async fn update_room(&self, name: &RoomName, patch: &RoomPatch) -> Result<(), RoomsError> {
-        let body = patch
-            .to_pexip()
-            .map_err(|e| RoomsError::Invalid(e.to_string()))?;
+        let body = patch.to_pexip(&self.inner.settings)?;
         let room = self.get_room(name).await?;
+        patch.check_against(&room)?;
         match self.inner.pexip.patch_conference(room.id, &body).await {
             Err(PexipError::NotFound) => Err(RoomsError::NotFound),
             other => Ok(other?),
         }
     }
 
-    /// Delete the room called `name` now. Persistent rooms are refused.
+    /// Delete the managed room called `name` now. Persistent rooms are refused (whatever
+    /// the case of their prefix), before Pexip is asked anything.
     pub async fn delete_room(&self, name: &RoomName) -> Result<(), RoomsError> {
         if self.is_persistent(name.as_str()) {
             return Err(RoomsError::Persistent);
@@ -139,20 +193,28 @@ impl RoomService {
         }
     }
 
-    /// Every room this service manages: its own (name prefix) and the persistent ones, in
-    /// Pexip id order. Follows Pexip's pagination to the end.
+    /// Every managed room, in Pexip id order: ours by name prefix, the persistent ones (any
+    /// case), and those carrying our tag without our prefix (handed out by the replaced
+    /// service). One filtered list per prefix, in parallel, each followed to its last page.
     pub async fn list_rooms(&self) -> Result<Vec<Conference>, RoomsError> {
         let s = &self.inner.settings;
-        let prefixes = std::iter::once(s.name_prefix.as_str())
-            .chain(s.persistent_prefixes.iter().map(String::as_str));
-        let lists = futures::future::try_join_all(prefixes.map(|p| async move {
-            self.inner
-                .pexip
-                .list_conferences(&[("name__startswith", p)])
-                .await
-        }))
+        let tag_prefixes = s.uui.tag_prefixes();
+        let filters = std::iter::once(("name__startswith", s.name_prefix.as_str()))
+            .chain(
+                s.persistent_prefixes
+                    .iter()
+                    .map(|p| ("name__istartswith", p.as_str())),
+            )
+            .chain(tag_prefixes.iter().map(|p| ("tag__startswith", p.as_str())));
+        let lists = futures::future::try_join_all(
+            filters.map(|filter| async move { self.inner.pexip.list_conferences(&[filter]).await }),
+        )
         .await?;
-        let mut rooms: Vec<Conference> = lists.into_iter().flatten().collect();
+        let mut rooms: Vec<Conference> = lists
+            .into_iter()
+            .flatten()
+            .filter(|room| self.is_managed(room))
+            .collect();
         rooms.sort_by_key(|c| c.id);
         rooms.dedup_by_key(|c| c.id);
         Ok(rooms)
@@ -211,20 +273,47 @@ impl RoomService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
+
+    fn settings() -> RoomSettings {
+        RoomSettings::from_env(&Env::from_pairs([
+            ("HOST_PIN_LENGTH", "6"),
+            ("GUEST_PIN_LENGTH", "4"),
+        ]))
+        .unwrap()
+    }
 
     fn patch(json: &str) -> Result<Value, RoomPatchError> {
-        serde_json::from_str::<RoomPatch>(json).unwrap().to_pexip()
+        serde_json::from_str::<RoomPatch>(json)
+            .unwrap()
+            .to_pexip(&settings())
+    }
+
+    fn pin_error(field: &'static str, reason: &str) -> RoomPatchError {
+        RoomPatchError::Pin {
+            field,
+            reason: reason.into(),
+        }
     }
 
     #[test]
     fn only_present_fields_are_sent() {
         assert_eq!(
-            patch(r#"{"tag":"t"}"#).unwrap(),
-            serde_json::json!({"tag":"t"})
+            patch(r#"{"description":"d"}"#).unwrap(),
+            serde_json::json!({"description":"d"})
         );
         assert_eq!(
-            patch(r#"{"pin":"1234","guest_pin":"5678","participant_limit":null}"#).unwrap(),
-            serde_json::json!({"pin":"1234","guest_pin":"5678","participant_limit":null})
+            patch(r#"{"pin":"123456","guest_pin":"5678#","participant_limit":null}"#).unwrap(),
+            serde_json::json!({"pin":"123456","guest_pin":"5678#","participant_limit":null})
+        );
+        let tag = "https://idtest.gov.bc.ca/idcheck/protected/video/MTIz";
+        assert_eq!(
+            patch(&format!(r#"{{"tag":"{tag}"}}"#)).unwrap(),
+            serde_json::json!({ "tag": tag })
+        );
+        assert_eq!(
+            patch(r#"{"tag":""}"#).unwrap(),
+            serde_json::json!({"tag": ""})
         );
     }
 
@@ -238,18 +327,46 @@ mod tests {
                 RoomPatchError::TooLong("tag"),
             ),
             (
+                r#"{"tag":"https://evil.example/?id=1"}"#.to_owned(),
+                RoomPatchError::Tag,
+            ),
+            (r#"{"tag":"CASEFLOW"}"#.to_owned(), RoomPatchError::Tag),
+            (
                 r#"{"pin":"12"}"#.to_owned(),
-                RoomPatchError::Pin {
-                    field: "pin",
-                    reason: "PIN must be 4 to 20 characters long".into(),
-                },
+                pin_error("pin", "PIN must be 6 digits, optionally ending in '#'"),
             ),
             (
-                r#"{"pin":"1234","guest_pin":"1234"}"#.to_owned(),
-                RoomPatchError::Pin {
-                    field: "guest_pin",
-                    reason: "host PIN and guest PIN must differ".into(),
-                },
+                r#"{"pin":"1234"}"#.to_owned(),
+                pin_error("pin", "PIN must be 6 digits, optionally ending in '#'"),
+            ),
+            (
+                r#"{"pin":""}"#.to_owned(),
+                pin_error("pin", "PIN must be 6 digits, optionally ending in '#'"),
+            ),
+            (
+                r#"{"guest_pin":""}"#.to_owned(),
+                pin_error(
+                    "guest_pin",
+                    "PIN must be 4 digits, optionally ending in '#'",
+                ),
+            ),
+            (
+                r#"{"guest_pin":"123456"}"#.to_owned(),
+                pin_error(
+                    "guest_pin",
+                    "PIN must be 4 digits, optionally ending in '#'",
+                ),
+            ),
+            (
+                r#"{"guest_pin":"12a4"}"#.to_owned(),
+                pin_error("guest_pin", "PIN must be digits, optionally ending in '#'"),
+            ),
+            (
+                r#"{"pin":"123456","guest_pin":"123456"}"#.to_owned(),
+                pin_error(
+                    "guest_pin",
+                    "PIN must be 4 digits, optionally ending in '#'",
+                ),
             ),
             (
                 r#"{"participant_limit":2000000}"#.to_owned(),
@@ -260,6 +377,52 @@ mod tests {
             assert_eq!(patch(&json), Err(want), "{json}");
         }
         assert!(serde_json::from_str::<RoomPatch>(r#"{"name":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn equal_pins_are_refused_even_when_one_ends_in_a_hash() {
+        let equal = RoomSettings {
+            guest_pin_length: 6,
+            ..settings()
+        };
+        for json in [
+            r#"{"pin":"123456","guest_pin":"123456"}"#,
+            r#"{"pin":"123456#","guest_pin":"123456"}"#,
+        ] {
+            let got = serde_json::from_str::<RoomPatch>(json)
+                .unwrap()
+                .to_pexip(&equal);
+            assert_eq!(got, Err(pin_error("guest_pin", SAME_PINS)), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_new_pin_must_differ_from_the_rooms_other_pin() {
+        let room = Conference {
+            pin: "482913".into(),
+            guest_pin: "4829".into(),
+            ..Conference::default()
+        };
+        let check = |json: &str| {
+            serde_json::from_str::<RoomPatch>(json)
+                .unwrap()
+                .check_against(&room)
+        };
+        assert!(matches!(
+            check(r#"{"guest_pin":"482913"}"#),
+            Err(RoomPatchError::Pin {
+                field: "guest_pin",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(r#"{"pin":"4829#"}"#),
+            Err(RoomPatchError::Pin { field: "pin", .. })
+        ));
+        assert_eq!(check(r#"{"pin":"111111"}"#), Ok(()));
+        assert_eq!(check(r#"{"guest_pin":"1111"}"#), Ok(()));
+        // Both given: they were compared with each other already; the room's old ones go.
+        assert_eq!(check(r#"{"pin":"4829","guest_pin":"482913"}"#), Ok(()));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   that already carries a tag is never handed out again;
 //! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, and
 //!   not live according to Pexip's status API;
+//! - the explicit room routes (read, update, delete, the agent's read) see only managed rooms:
+//!   ours by name or tag, or persistent; any other VMR on the node is "not found" to them;
 //! - nothing is lost on failure: a claimed room whose tagging failed goes back to the pool, and
 //!   deletion messages that fail stay for redelivery until they are moved to the poison queue.
 
@@ -35,7 +37,7 @@ pub use stats::ServiceStats;
 
 use crate::config::RoomSettings;
 use crate::domain::{PinPair, RoomName};
-use crate::pexip::{Conference, NewConference, PexipClient, PexipError};
+use crate::pexip::{AutomaticParticipantRef, Conference, NewConference, PexipClient, PexipError};
 use crate::queue::{DELETION_QUEUE, POOL_QUEUE, Queue, QueueError, QueueService, poison_name};
 
 /// Why a room operation failed, in terms a caller can act on.
@@ -50,6 +52,9 @@ pub enum RoomsError {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// A room update that may not be written.
+    #[error("{0}")]
+    Patch(#[from] RoomPatchError),
     /// Pexip refused or failed.
     #[error("Pexip: {0}")]
     Pexip(#[from] PexipError),
@@ -168,6 +173,24 @@ impl RoomService {
         &self.inner.deletion
     }
 
+    /// The first configured automatic participant (`ROOM_AUTOMATIC_PARTICIPANTS`) the
+    /// Management Node does not have, if any: with it every room create would be refused.
+    pub async fn missing_automatic_participant(
+        &self,
+    ) -> Result<Option<AutomaticParticipantRef>, PexipError> {
+        for participant in &self.inner.settings.automatic_participants {
+            if !self
+                .inner
+                .pexip
+                .automatic_participant_exists(*participant)
+                .await?
+            {
+                return Ok(Some(*participant));
+            }
+        }
+        Ok(None)
+    }
+
     /// Cumulative counters since start.
     pub fn stats(&self) -> ServiceStats {
         self.inner.stats.snapshot()
@@ -197,13 +220,21 @@ impl RoomService {
         tasks.reopen();
     }
 
-    /// True for rooms this service never deletes.
+    /// True for rooms this service never deletes. The prefix is compared ignoring ASCII case:
+    /// `TEST_lobby` is as much an operator's room as `test_lobby`, and a guard that a
+    /// capital letter defeats would not be one.
     fn is_persistent(&self, name: &str) -> bool {
-        self.inner
-            .settings
-            .persistent_prefixes
-            .iter()
-            .any(|p| name.starts_with(p.as_str()))
+        self.inner.settings.persistent_prefixes.iter().any(|p| {
+            name.get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p))
+        })
+    }
+
+    /// True for rooms the explicit routes may read, update or delete: ours by name or tag
+    /// (the replaced service's rooms carry our tag but not our prefix, and must keep working
+    /// at cut-over), or persistent. Every other VMR of the node belongs to someone else.
+    fn is_managed(&self, room: &Conference) -> bool {
+        self.is_ours(&room.name, &room.tag) || self.is_persistent(&room.name)
     }
 
     /// True for rooms this service created (its name prefix) or handed out (its tag format).
@@ -212,7 +243,10 @@ impl RoomService {
             || self.inner.settings.uui.is_our_tag(tag)
     }
 
-    /// The request to create a new room: fresh name and PINs, guests allowed.
+    /// The request to create a new room: fresh name and PINs, guests allowed, and the
+    /// configured automatic participants linked in the same request (docs/pexip.md §9
+    /// Automatic participants: a link is configuration, which takes ~90 s to reach the
+    /// Conferencing Nodes, so it is made at creation, never at allocation).
     fn new_room(&self, tag: &str) -> Result<NewConference, RoomsError> {
         let s = &self.inner.settings;
         let name = RoomName::generate(&s.name_prefix);
@@ -231,7 +265,7 @@ impl RoomService {
             guest_pin: pins.guest.expose().to_owned(),
             allow_guests: true,
             aliases,
-            extra: serde_json::Map::new(),
+            extra: automatic_participants(&s.automatic_participants),
         })
     }
 
@@ -240,4 +274,19 @@ impl RoomService {
         let new = self.new_room(tag)?;
         Ok(client.create_conference(&new).await?)
     }
+}
+
+/// The create body's extra fields linking `participants` (none when the list is empty, so a
+/// service without an agent leg sends what it always sent).
+fn automatic_participants(
+    participants: &[AutomaticParticipantRef],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    if !participants.is_empty() {
+        extra.insert(
+            "automatic_participants".into(),
+            participants.iter().map(|p| p.uri()).collect(),
+        );
+    }
+    extra
 }

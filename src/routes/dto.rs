@@ -4,12 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::pexip::{Alias, Conference};
 
-/// A room as callers see it. `pin` (the host PIN) is present only where a route says so:
-/// never on create, never on the private reads, only for the contact-centre agent.
+/// A room as callers see it (the replaced service's `ConstrainedConference`). `pin` (the host
+/// PIN) is on every read; only `POST /room/create` leaves it out, as the replaced service did.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "id": 90, "name": "vbv-3q2Kx0wYbqkS4o5cZl7n8A", "service_type": "conference",
-    "allow_guests": true, "guest_pin": "1231",
+    "allow_guests": true, "pin": "482913", "guest_pin": "1231",
     "tag": "https://id.gov.bc.ca/idcheck/protected/video/MTIzNDU2LDc2NTQzMg",
     "aliases": [{"id": 85, "alias": "vbv-3q2Kx0wYbqkS4o5cZl7n8A",
         "conference": "/api/admin/configuration/v1/conference/90/",
@@ -24,7 +24,7 @@ pub struct ConstrainedConference {
     pub service_type: String,
     /// Always true: the citizen joins as a guest.
     pub allow_guests: bool,
-    /// Host PIN; only on the agent's read.
+    /// Host PIN; on every read, never in the answer of `POST /room/create`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
     /// The citizen's PIN.
@@ -74,7 +74,7 @@ impl ConstrainedConference {
         }
     }
 
-    /// The constrained view including the host PIN (agent reads only).
+    /// The constrained view including the host PIN (every read but create's answer).
     pub fn with_pin(c: &Conference) -> Self {
         Self {
             pin: Some(c.pin.clone()),

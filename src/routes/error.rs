@@ -1,10 +1,13 @@
 //! The one HTTP error type, and the one place where every error code and every upstream
 //! error's status is defined.
 //!
-//! Every error answer has the same body, `{"detail": "<message>", "code": "<snake_case>"}`:
-//! FastAPI clients of the old service read `detail`; `code` is stable for programs. Each
-//! [`ApiError`] variant is one code with one status; nothing outside this file makes up a
-//! code or a status.
+//! Every error answer has the body of the replaced FastAPI service plus our `code`, stable for
+//! programs. Errors a handler raises are `{"detail": "<message>", "code": "<snake_case>"}`
+//! (FastAPI's `HTTPException`); a request FastAPI would have refused before its handler ran (a
+//! missing or ill-typed query parameter, a body that is not the JSON object the route takes) is
+//! 422 with FastAPI's list, `{"detail": [{"type", "loc", "msg", "input"}], "code":
+//! "validation_error"}` ([`ApiError::RequestValidation`]). Each [`ApiError`] variant is one code
+//! with one status; nothing outside this file makes up a code or a status.
 //!
 //! 5xx details say little. The cause is logged once, by [`log_errors`], a layer that reads the
 //! error from the response's extensions (axum's `error-handling` example): a `From` impl or
@@ -24,9 +27,9 @@ use crate::entra::AccessError;
 use crate::genesys::AgentAuthError;
 use crate::pexip::PexipError;
 use crate::queue::QueueError;
-use crate::rooms::RoomsError;
+use crate::rooms::{RoomPatchError, RoomsError};
 
-/// The JSON body of every error.
+/// The JSON body of every error a handler raises.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"detail": "room not found", "code": "room_not_found"}))]
 pub struct ErrorBody {
@@ -34,6 +37,60 @@ pub struct ErrorBody {
     pub detail: String,
     /// Stable machine-readable code.
     pub code: String,
+}
+
+/// The 422 body of a request refused before its handler, shaped as FastAPI's
+/// `HTTPValidationError` (one item per problem), plus our `code` (`validation_error`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = HTTPValidationError, example = json!({"detail": [{"type": "missing",
+    "loc": ["query", "uuiData"], "msg": "Field required", "input": null}],
+    "code": "validation_error"}))]
+pub struct ValidationErrorBody {
+    /// Every problem found, in the order of the request's fields.
+    pub detail: Vec<FieldError>,
+    /// Always `validation_error`.
+    pub code: String,
+}
+
+/// One problem with a request, as FastAPI (Pydantic 2) reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ValidationError)]
+pub struct FieldError {
+    /// Where: `["query", "<name>"]`, `["body"]`, `["body", "<field>"]`, or `["body", <offset>]`
+    /// for JSON that does not parse.
+    pub loc: Vec<Loc>,
+    /// Pydantic's message, e.g. `Field required`.
+    pub msg: String,
+    /// Pydantic's error type, e.g. `missing`, `bool_parsing`, `json_invalid`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value refused (`null` when missing): any JSON value.
+    pub input: serde_json::Value,
+    /// Details of some types (`json_invalid`: `{"error": "<what the parser said>"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ctx: Option<serde_json::Value>,
+}
+
+/// One step of where a problem is: a name, or a position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Loc {
+    Name(String),
+    Index(usize),
+}
+
+impl FieldError {
+    /// A problem of `kind` with Pydantic's message `msg` at `loc`.
+    pub fn new(loc: Vec<Loc>, kind: &str, msg: &str, input: serde_json::Value) -> Self {
+        Self {
+            loc,
+            msg: msg.to_owned(),
+            kind: kind.to_owned(),
+            input,
+            ctx: None,
+        }
+    }
 }
 
 /// `WWW-Authenticate` of the event sink's Basic challenge.
@@ -50,8 +107,6 @@ const BEARER_FORBIDDEN: &str = "Bearer realm=\"pexip-sdk\", error=\"insufficient
 /// log line [`log_errors`] writes, never for the body.
 #[derive(Debug)]
 pub enum ApiError {
-    /// 400: `uuiData` is missing.
-    MissingUuiData,
     /// 400: `uuiData` does not parse (the message says why, never the value).
     InvalidUuiData(String),
     /// 400: the room name in the path is not a room name.
@@ -60,12 +115,13 @@ pub enum ApiError {
     InvalidRequest(String),
     /// 400: Pexip refused the change (its one-line summary).
     PexipValidation(String),
+    /// 400: a PIN of a room update is not acceptable (format, configured length, equal to
+    /// the other PIN).
+    InvalidPin(String),
+    /// 400: the tag of a room update is neither empty nor a tag URL of our template.
+    InvalidTag(String),
     /// 400: the event-sink body is not an event or a bulk envelope.
     InvalidEvent(String),
-    /// 400: the body is not the JSON the route takes.
-    InvalidJson(String),
-    /// 400: the query string does not parse.
-    InvalidQuery(String),
     /// 400: a path segment does not decode.
     InvalidPath(String),
     /// 400: the body could not be read.
@@ -104,13 +160,13 @@ pub enum ApiError {
     BodyTooLarge(String),
     /// 414: the request target is too long.
     UriTooLong,
-    /// 415: a JSON route without `Content-Type: application/json`.
-    UnsupportedMediaType,
     /// 429: a rate limit of this service; `Retry-After` says when to come back.
     RateLimited {
         detail: String,
         retry_after: std::time::Duration,
     },
+    /// 422: what FastAPI's request validation would have refused before the handler.
+    RequestValidation(Vec<FieldError>),
     /// 431: the request headers are too large.
     HeadersTooLarge,
     /// 502: Pexip refused our credentials (someone must act).
@@ -132,9 +188,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingUuiData | InvalidUuiData(_) | InvalidRoomName(_) | InvalidRequest(_)
-            | PexipValidation(_) | InvalidEvent(_) | InvalidJson(_) | InvalidQuery(_)
-            | InvalidPath(_) | BodyUnreadable(_) | ConfirmationRequired => StatusCode::BAD_REQUEST,
+            InvalidUuiData(_) | InvalidRoomName(_) | InvalidRequest(_) | PexipValidation(_)
+            | InvalidPin(_) | InvalidTag(_) | InvalidEvent(_) | InvalidPath(_)
+            | BodyUnreadable(_) | ConfirmationRequired => StatusCode::BAD_REQUEST,
             MissingAccessToken
             | InvalidAccessToken(_)
             | MissingAgentToken
@@ -148,7 +204,7 @@ impl ApiError {
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             PexipRefusedCredentials | PexipFailed(_) => StatusCode::BAD_GATEWAY,
             PexipUnavailable(_) | QueueUnavailable(_) | GenesysUnavailable(_) | AuthUnavailable => {
@@ -161,13 +217,13 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
-            MissingUuiData | InvalidUuiData(_) => "invalid_uui_data",
+            InvalidUuiData(_) => "invalid_uui_data",
             InvalidRoomName(_) => "invalid_room_name",
             InvalidRequest(_) => "invalid_request",
             PexipValidation(_) => "pexip_validation",
+            InvalidPin(_) => "invalid_pin",
+            InvalidTag(_) => "invalid_tag",
             InvalidEvent(_) => "invalid_event",
-            InvalidJson(_) => "invalid_json",
-            InvalidQuery(_) => "invalid_query",
             InvalidPath(_) => "invalid_path",
             BodyUnreadable(_) | BodyTooLarge(_) => "body_rejected",
             ConfirmationRequired => "confirmation_required",
@@ -185,7 +241,7 @@ impl ApiError {
             JobRunning(_) => "job_running",
             RateLimited { .. } => "rate_limited",
             UriTooLong => "uri_too_long",
-            UnsupportedMediaType => "unsupported_media_type",
+            RequestValidation(_) => "validation_error",
             HeadersTooLarge => "headers_too_large",
             PexipRefusedCredentials | PexipFailed(_) => "pexip_error",
             PexipUnavailable(_) => "pexip_unavailable",
@@ -196,13 +252,13 @@ impl ApiError {
     }
 
     /// The message for the caller: what was wrong with the request, or a short, fixed line
-    /// for a failure on our side (its cause goes to the log, not to the caller).
+    /// for a failure on our side (its cause goes to the log, not to the caller). For
+    /// [`ApiError::RequestValidation`] the body carries the list instead; this is its summary.
     pub fn detail(&self) -> String {
         use ApiError::*;
         match self {
-            MissingUuiData => "uuiData is required".into(),
-            InvalidUuiData(m) | InvalidRoomName(m) | InvalidRequest(m) | InvalidEvent(m)
-            | InvalidJson(m) | InvalidQuery(m) | InvalidPath(m) | BodyUnreadable(m)
+            InvalidUuiData(m) | InvalidRoomName(m) | InvalidRequest(m) | InvalidPin(m)
+            | InvalidTag(m) | InvalidEvent(m) | InvalidPath(m) | BodyUnreadable(m)
             | BodyTooLarge(m) | JobRunning(m) => m.clone(),
             RateLimited { detail, .. } => detail.clone(),
             PexipValidation(m) => format!("Pexip refused the change: {m}"),
@@ -218,11 +274,28 @@ impl ApiError {
             DivisionNotAllowed => AgentAuthError::DivisionNotAllowed.to_string(),
             SourceNotAllowed(e) => e.to_string(),
             RoomNotFound => "room not found".into(),
-            NoRoute => "no such route".into(),
-            MethodNotAllowed => "method not allowed on this route".into(),
+            // Starlette's words, which the replaced service answered.
+            NoRoute => "Not Found".into(),
+            MethodNotAllowed => "Method Not Allowed".into(),
             PersistentRoom => "this room is persistent and is never deleted by this service".into(),
             UriTooLong => "request target too long".into(),
-            UnsupportedMediaType => "expected Content-Type: application/json".into(),
+            RequestValidation(errors) => {
+                let items: Vec<String> = errors
+                    .iter()
+                    .map(|e| {
+                        let at: Vec<String> = e
+                            .loc
+                            .iter()
+                            .map(|l| match l {
+                                Loc::Name(n) => n.clone(),
+                                Loc::Index(i) => i.to_string(),
+                            })
+                            .collect();
+                        format!("{}: {}", at.join("."), e.msg)
+                    })
+                    .collect();
+                items.join("; ")
+            }
             HeadersTooLarge => "request headers too large".into(),
             PexipRefusedCredentials => "Pexip refused the request".into(),
             PexipFailed(_) => "Pexip request failed".into(),
@@ -277,11 +350,25 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            detail: self.detail(),
-            code: self.code().to_owned(),
+        let code = self.code().to_owned();
+        let mut response = match &self {
+            ApiError::RequestValidation(errors) => (
+                self.status(),
+                axum::Json(ValidationErrorBody {
+                    detail: errors.clone(),
+                    code,
+                }),
+            )
+                .into_response(),
+            _ => (
+                self.status(),
+                axum::Json(ErrorBody {
+                    detail: self.detail(),
+                    code,
+                }),
+            )
+                .into_response(),
         };
-        let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(challenge) = self.challenge() {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -317,6 +404,11 @@ impl From<RoomsError> for ApiError {
             RoomsError::NotFound => Self::RoomNotFound,
             RoomsError::Persistent => Self::PersistentRoom,
             RoomsError::Invalid(detail) => Self::InvalidRequest(detail),
+            RoomsError::Patch(e) => match e {
+                RoomPatchError::Pin { .. } => Self::InvalidPin(e.to_string()),
+                RoomPatchError::Tag => Self::InvalidTag(e.to_string()),
+                _ => Self::InvalidRequest(e.to_string()),
+            },
             RoomsError::Pexip(e) => e.into(),
             RoomsError::Queue(e) => e.into(),
             RoomsError::Busy(detail) => Self::JobRunning(detail),
@@ -392,14 +484,13 @@ mod tests {
             reason: "connect refused".into(),
         };
         vec![
-            (MissingUuiData, 400, "invalid_uui_data", None),
             (InvalidUuiData("x".into()), 400, "invalid_uui_data", None),
             (InvalidRoomName("x".into()), 400, "invalid_room_name", None),
             (InvalidRequest("x".into()), 400, "invalid_request", None),
             (PexipValidation("x".into()), 400, "pexip_validation", None),
+            (InvalidPin("x".into()), 400, "invalid_pin", None),
+            (InvalidTag("x".into()), 400, "invalid_tag", None),
             (InvalidEvent("x".into()), 400, "invalid_event", None),
-            (InvalidJson("x".into()), 400, "invalid_json", None),
-            (InvalidQuery("x".into()), 400, "invalid_query", None),
             (InvalidPath("x".into()), 400, "invalid_path", None),
             (BodyUnreadable("x".into()), 400, "body_rejected", None),
             (ConfirmationRequired, 400, "confirmation_required", None),
@@ -468,7 +559,17 @@ mod tests {
             ),
             (BodyTooLarge("x".into()), 413, "body_rejected", None),
             (UriTooLong, 414, "uri_too_long", None),
-            (UnsupportedMediaType, 415, "unsupported_media_type", None),
+            (
+                RequestValidation(vec![FieldError::new(
+                    vec![Loc::Name("query".into()), Loc::Name("count".into())],
+                    "missing",
+                    "Field required",
+                    serde_json::Value::Null,
+                )]),
+                422,
+                "validation_error",
+                None,
+            ),
             (HeadersTooLarge, 431, "headers_too_large", None),
             (PexipRefusedCredentials, 502, "pexip_error", None),
             (
@@ -525,10 +626,23 @@ mod tests {
                 .unwrap();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["code"], code, "{name}");
-            assert!(
-                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "{name}"
-            );
+            if status == 422 {
+                // FastAPI's list: every item has where, what and why.
+                let items = body["detail"].as_array().expect("a list");
+                assert!(!items.is_empty(), "{name}");
+                for item in items {
+                    assert!(item["loc"].is_array() && item["msg"].is_string(), "{item}");
+                    assert!(
+                        item["type"].is_string() && item.get("input").is_some(),
+                        "{item}"
+                    );
+                }
+            } else {
+                assert!(
+                    body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{name}"
+                );
+            }
             assert_eq!(body.as_object().unwrap().len(), 2, "{name}: {body}");
         }
     }
@@ -541,6 +655,43 @@ mod tests {
         }
         .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn a_validation_error_has_fastapis_shape_and_a_readable_summary() {
+        let error = ApiError::RequestValidation(vec![
+            FieldError::new(
+                vec![Loc::Name("query".into()), Loc::Name("uuiData".into())],
+                "missing",
+                "Field required",
+                serde_json::Value::Null,
+            ),
+            FieldError {
+                ctx: Some(serde_json::json!({"error": "EOF while parsing a value"})),
+                ..FieldError::new(
+                    vec![Loc::Name("body".into()), Loc::Index(8)],
+                    "json_invalid",
+                    "JSON decode error",
+                    serde_json::json!({}),
+                )
+            },
+        ]);
+        assert_eq!(
+            error.detail(),
+            "query.uuiData: Field required; body.8: JSON decode error"
+        );
+        let ApiError::RequestValidation(items) = &error else {
+            unreachable!()
+        };
+        assert_eq!(
+            serde_json::to_value(items).unwrap(),
+            serde_json::json!([
+                {"loc": ["query", "uuiData"], "msg": "Field required", "type": "missing",
+                 "input": null},
+                {"loc": ["body", 8], "msg": "JSON decode error", "type": "json_invalid",
+                 "input": {}, "ctx": {"error": "EOF while parsing a value"}},
+            ])
+        );
     }
 
     #[test]
@@ -576,6 +727,19 @@ mod tests {
                 }
                 .into(),
                 "rate_limited",
+            ),
+            (
+                RoomsError::Patch(RoomPatchError::Pin {
+                    field: "pin",
+                    reason: "x".into(),
+                })
+                .into(),
+                "invalid_pin",
+            ),
+            (RoomsError::Patch(RoomPatchError::Tag).into(), "invalid_tag"),
+            (
+                RoomsError::Patch(RoomPatchError::Empty).into(),
+                "invalid_request",
             ),
             (PexipError::NotFound.into(), "room_not_found"),
             (PexipError::Unauthorized.into(), "pexip_error"),

@@ -4,6 +4,12 @@
 //! Paths are the public ones (the host's `routePrefix` is empty and forwarding passes the
 //! original path). `build_router` is the only constructor, so tests run exactly what
 //! production runs.
+//!
+//! Two habits of the replaced FastAPI service are kept for every route: a path with a
+//! trailing slash reaches the route without it (Starlette answered a redirect there; we
+//! answer directly, which a client following the redirect cannot tell apart), and every
+//! response carries `X-Process-Time`, the seconds the request took, as the replaced service's
+//! timing middleware set it.
 
 mod auth;
 mod dto;
@@ -18,6 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Uri};
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,7 +34,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use dto::{AliasDto, ConstrainedConference, EventAck, Health};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, FieldError, Loc, ValidationErrorBody};
 pub use timers::TimerTurns;
 
 use crate::config::EventSinkSettings;
@@ -49,6 +56,8 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Longest request target (path and query) accepted; 10 KB of uuiData still reaches the
 /// handler and gets its own 400.
 const MAX_URI_BYTES: usize = 16 * 1024;
+/// The response header with the seconds a request took (the replaced service's name).
+pub const PROCESS_TIME_HEADER: &str = "X-Process-Time";
 
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -84,7 +93,7 @@ pub struct AppState {
         (name = "rooms", description = "Private room management (function key and Entra ID bearer token)"),
         (name = "public", description = "Agent widget, Pexip event sink, health"),
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, ValidationErrorBody, FieldError, Loc)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
@@ -172,6 +181,7 @@ fn api_routes(
     let mut api = api;
     api.merge(public_api);
     api.merge(sink_api);
+    document_process_time(&mut api);
     (
         rooms.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         public
@@ -186,8 +196,93 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes(None).2
 }
 
-/// Build the whole HTTP surface: documented routes, timers, readiness, docs.
+/// Every response of every operation carries `X-Process-Time` (one header component,
+/// referenced from each response).
+fn document_process_time(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Ref, RefOr, header::HeaderBuilder};
+    let header = HeaderBuilder::new()
+        .description(Some(
+            "Seconds the service spent on the request, as a decimal number (e.g. 0.0123)",
+        ))
+        .build();
+    api.components
+        .get_or_insert_with(Default::default)
+        .headers
+        .insert(PROCESS_TIME_HEADER.to_owned(), RefOr::T(header));
+    let reference = format!("#/components/headers/{PROCESS_TIME_HEADER}");
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response.headers.insert(
+                        PROCESS_TIME_HEADER.to_owned(),
+                        RefOr::Ref(Ref::new(reference.clone())),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Build the whole HTTP surface: documented routes, timers, readiness, docs, with trailing
+/// slashes trimmed before routing and `X-Process-Time` on every answer.
 pub fn build_router(state: AppState) -> Router {
+    let routes = routes(state);
+    // The rewrite must happen before routing, which `Router::layer` cannot do (its layers run
+    // on the matched route): the routed app sits behind a fallback that rewrites first.
+    Router::new()
+        .fallback_service(
+            tower::ServiceBuilder::new()
+                .map_request(trim_trailing_slash)
+                .service(routes),
+        )
+        .layer(axum::middleware::from_fn(process_time))
+}
+
+/// `/room/` → `/room`, `/room/x/?a=b` → `/room/x?a=b`: the route without the slash (Starlette
+/// redirected there). `/` and the Swagger UI under `/docs/` keep theirs: the UI's index is
+/// `/docs/`, and `/docs` redirects to it.
+fn trim_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.len() <= 1 || !path.ends_with('/') || path.starts_with("/docs/") {
+        return request;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    let target = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = target.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// Add `X-Process-Time` (seconds, as a decimal number) to every response.
+async fn process_time(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = tokio::time::Instant::now();
+    let mut response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(PROCESS_TIME_HEADER, value);
+    }
+    response
+}
+
+/// The routed application.
+fn routes(state: AppState) -> Router {
     let (rooms, public, doc) = api_routes(Some(&state.event_sink));
     // `route_layer`: only requests that matched a `/room*` route are checked, so an unknown
     // path still gets 404 and a wrong method 405.

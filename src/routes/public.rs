@@ -10,13 +10,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
 use super::AppState;
 use super::dto::{ConstrainedConference, EventAck, Health};
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiBytes, ApiPath, ApiQuery};
+use super::error::{ApiError, ErrorBody, ValidationErrorBody};
+use super::extract::{ApiBytes, ApiPath, ApiQuery, FromQuery, QueryReader};
 use super::rooms::room_name;
 use crate::config::EventSinkSettings;
 use crate::domain::parse_event_sink_body;
@@ -27,7 +26,8 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// Read a room, host PIN included, for a contact-centre agent.
 ///
 /// The `x-auth-token` header must hold a Genesys Cloud access token of a user in an allowed
-/// division; answers are cached briefly per token.
+/// division; answers are cached briefly per token. Only rooms this service manages are
+/// found; any other room on the Management Node is 404.
 #[utoipa::path(get, path = "/public/room/{name}", tag = "public",
     params(("name" = String, Path, description = "Room name")),
     security(("agent_token" = [])),
@@ -152,12 +152,21 @@ fn check_basic(
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HealthQuery {
-    /// Also check Pexip and the queues (503 when one is down).
-    #[serde(default)]
+    /// Also check Pexip and the queues (503 when one is down). A boolean as Pydantic reads
+    /// it.
+    #[param(default = false)]
     deep: bool,
+}
+
+impl FromQuery for HealthQuery {
+    fn from_query(q: &mut QueryReader) -> Self {
+        Self {
+            deep: q.bool_or("deep", false),
+        }
+    }
 }
 
 /// Liveness, and with `deep=true` a check of Pexip and the queues.
@@ -167,7 +176,7 @@ pub struct HealthQuery {
 #[utoipa::path(get, path = "/public/health", tag = "public", params(HealthQuery),
     responses(
         (status = 200, description = "Alive (and dependencies reachable with deep=true)", body = Health),
-        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 422, description = "deep is not a boolean", body = ValidationErrorBody),
         (status = 503, description = "A dependency is down (deep=true)", body = Health),
     ))]
 pub async fn health(

@@ -4,12 +4,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::AppState;
 use super::dto::{Accepted, ConstrainedConference};
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiError, ErrorBody, ValidationErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, FromQuery, QueryReader};
 use crate::domain::{RoomName, VideoCall};
 use crate::rooms::RoomPatch;
 
@@ -18,16 +17,23 @@ pub(super) fn room_name(raw: &str) -> Result<RoomName, ApiError> {
     RoomName::parse(raw).map_err(|e| ApiError::InvalidRoomName(e.to_string()))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     /// Hex of `<host>&<video call id>`, optionally followed by `;encoding=hex`.
-    #[serde(rename = "uuiData")]
     #[param(
         rename = "uuiData",
         example = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex"
     )]
-    uui_data: Option<String>,
+    uui_data: String,
+}
+
+impl FromQuery for CreateQuery {
+    fn from_query(q: &mut QueryReader) -> Self {
+        Self {
+            uui_data: q.required_str("uuiData"),
+        }
+    }
 }
 
 /// Hand out a ready room for a video call.
@@ -42,6 +48,7 @@ pub struct CreateQuery {
         (status = 400, description = "Bad uuiData", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
+        (status = 422, description = "uuiData missing", body = ValidationErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pool empty and Pexip unavailable", body = ErrorBody),
     ))]
@@ -49,8 +56,7 @@ pub async fn create_room(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CreateQuery>,
 ) -> Result<axum::Json<ConstrainedConference>, ApiError> {
-    let raw = query.uui_data.ok_or(ApiError::MissingUuiData)?;
-    let call = VideoCall::parse(&raw, &state.rooms.settings().uui)
+    let call = VideoCall::parse(&query.uui_data, &state.rooms.settings().uui)
         .map_err(|e| ApiError::InvalidUuiData(e.to_string()))?;
     let allocation = state.rooms.allocate(&call).await?;
     Ok(axum::Json(ConstrainedConference::without_pin(
@@ -58,28 +64,38 @@ pub async fn create_room(
     )))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ViewQuery {
-    /// `true` (default): the constrained view; `false`: Pexip's full conference object.
-    #[serde(default = "default_true")]
+    /// `true` (default): the constrained view; `false`: Pexip's full conference object
+    /// (with its `automatic_participants`). Read as Pydantic reads booleans: `true/false`,
+    /// `1/0`, `yes/no`, `on/off`, `t/f`, `y/n`, any case.
+    #[param(default = true)]
     constrained_attributes: bool,
 }
 
-fn default_true() -> bool {
-    true
+impl FromQuery for ViewQuery {
+    fn from_query(q: &mut QueryReader) -> Self {
+        Self {
+            constrained_attributes: q.bool_or("constrained_attributes", true),
+        }
+    }
 }
 
 /// Read a room.
+///
+/// Only rooms this service manages (its own, those the replaced service handed out, the
+/// persistent ones) are found; any other room on the Management Node is 404.
 #[utoipa::path(get, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name"), ViewQuery),
     security(("function_key" = [], "entra_bearer" = [])),
     responses(
-        (status = 200, description = "The room (constrained, or Pexip's full object)", body = ConstrainedConference),
+        (status = 200, description = "The room with its host PIN (constrained), or Pexip's full object", body = ConstrainedConference),
         (status = 400, description = "Invalid room name", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
+        (status = 422, description = "constrained_attributes is not a boolean", body = ValidationErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pexip unavailable", body = ErrorBody),
     ))]
@@ -91,7 +107,7 @@ pub async fn get_room(
     let name = room_name(&name)?;
     let room = state.rooms.get_room(&name).await?;
     Ok(if view.constrained_attributes {
-        axum::Json(ConstrainedConference::without_pin(&room)).into_response()
+        axum::Json(ConstrainedConference::with_pin(&room)).into_response()
     } else {
         axum::Json(room).into_response()
     })
@@ -99,21 +115,23 @@ pub async fn get_room(
 
 /// Update a room (partial).
 ///
-/// Only the fields present change. PINs must be 4–20 digits (optional trailing `#`) and the
-/// guest PIN must differ from the host PIN. Pexip applies changes to Conferencing Nodes within
-/// about 90 seconds.
+/// Only the fields present change, on managed rooms only (others are 404). A tag must be
+/// empty or a tag URL of this service; PINs must have the configured number of digits
+/// (optional trailing `#`), are never empty, and must differ from each other and from the
+/// room's current other PIN. The body is JSON (a missing `Content-Type` is read as JSON).
+/// Pexip applies changes to Conferencing Nodes within about 90 seconds.
 #[utoipa::path(patch, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name")),
     request_body = RoomPatch,
     security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 202, description = "The room has been updated on the Pexip management node"),
-        (status = 400, description = "Invalid update", body = ErrorBody),
+        (status = 400, description = "Invalid update (tag, PIN, or nothing to change)", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "The body is not the JSON object this route takes", body = ValidationErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
     ))]
 pub async fn update_room(
@@ -128,7 +146,8 @@ pub async fn update_room(
 
 /// Delete a room now.
 ///
-/// Persistent rooms (`test_`, `vkiosk_`, configurable) are refused with 409.
+/// Managed rooms only (others are 404). Persistent rooms (`test_`, `vkiosk_`, configurable,
+/// any case) are refused with 409.
 #[utoipa::path(delete, path = "/room/{name}", tag = "rooms",
     params(("name" = String, Path, description = "Room name")),
     security(("function_key" = [], "entra_bearer" = [])),
@@ -150,14 +169,15 @@ pub async fn delete_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List the rooms this service manages (its own and the persistent ones).
+/// List the rooms this service manages (its own, those the replaced service handed out, and
+/// the persistent ones), with their host PINs.
 #[utoipa::path(get, path = "/room", tag = "rooms", params(ViewQuery),
     security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 200, description = "Every managed room, all pages", body = [ConstrainedConference]),
-        (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
+        (status = 422, description = "constrained_attributes is not a boolean", body = ValidationErrorBody),
         (status = 502, description = "Pexip error", body = ErrorBody),
         (status = 503, description = "Pexip unavailable", body = ErrorBody),
     ))]
@@ -167,22 +187,29 @@ pub async fn list_rooms(
 ) -> Result<Response, ApiError> {
     let rooms = state.rooms.list_rooms().await?;
     Ok(if view.constrained_attributes {
-        let list: Vec<ConstrainedConference> = rooms
-            .iter()
-            .map(ConstrainedConference::without_pin)
-            .collect();
+        let list: Vec<ConstrainedConference> =
+            rooms.iter().map(ConstrainedConference::with_pin).collect();
         axum::Json(list).into_response()
     } else {
         axum::Json(rooms).into_response()
     })
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BulkCreateQuery {
-    /// How many pool rooms to create (1 to `BULK_CREATE_MAX`, default 1000).
-    #[param(minimum = 1, example = 10)]
-    count: u32,
+    /// How many pool rooms to create (1 to `BULK_CREATE_MAX`, default 1000; outside that
+    /// range 400).
+    #[param(example = 10)]
+    count: i64,
+}
+
+impl FromQuery for BulkCreateQuery {
+    fn from_query(q: &mut QueryReader) -> Self {
+        Self {
+            count: q.required_int("count"),
+        }
+    }
 }
 
 /// Create pool rooms in the background.
@@ -193,9 +220,10 @@ pub struct BulkCreateQuery {
     security(("function_key" = [], "entra_bearer" = [])),
     responses(
         (status = 202, description = "Rooms are created asynchronously in the background", body = Accepted),
-        (status = 400, description = "Bad count", body = ErrorBody),
+        (status = 400, description = "count out of range", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
+        (status = 422, description = "count missing or not an integer", body = ValidationErrorBody),
         (status = 409, description = "A bulk create is already running", body = ErrorBody),
         (status = 429, description = "BULK_CREATE_MAX_PER_HOUR reached; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until enough of the last hour's budget frees up"))),
@@ -204,7 +232,8 @@ pub async fn bulk_create(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<BulkCreateQuery>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
-    let count = query.count as usize;
+    // A negative count is out of range like zero; `bulk_create` says what the range is.
+    let count = usize::try_from(query.count).unwrap_or(0);
     state.rooms.bulk_create(count)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -215,12 +244,21 @@ pub async fn bulk_create(
     ))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BulkDeleteQuery {
-    /// Must be `true`: this deletes every non-persistent room of this service.
-    #[serde(default)]
+    /// Must be true: this deletes every non-persistent room of this service. A boolean as
+    /// Pydantic reads it.
+    #[param(default = false)]
     confirm: bool,
+}
+
+impl FromQuery for BulkDeleteQuery {
+    fn from_query(q: &mut QueryReader) -> Self {
+        Self {
+            confirm: q.bool_or("confirm", false),
+        }
+    }
 }
 
 /// Delete every non-persistent room of this service and clear the pool, in the background.
@@ -233,6 +271,7 @@ pub struct BulkDeleteQuery {
         (status = 400, description = "confirm=true missing", body = ErrorBody),
         (status = 401, description = "Missing or invalid access token (in-app auth)", body = ErrorBody),
         (status = 403, description = "Client application or role not allowed (in-app auth)", body = ErrorBody),
+        (status = 422, description = "confirm is not a boolean", body = ValidationErrorBody),
     ))]
 pub async fn bulk_delete(
     State(state): State<AppState>,

@@ -156,8 +156,15 @@ async fn bad_uui_data_is_refused_and_allocates_nothing() {
             "{what}"
         );
     }
+    // A missing parameter is refused as FastAPI refused it, before the handler.
     let missing = app.http.post(app.at("/room/create")).send().await.unwrap();
-    assert_eq!(missing.status(), 400);
+    assert_eq!(missing.status(), 422);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"detail": [{"type": "missing", "loc": ["query", "uuiData"],
+            "msg": "Field required", "input": null}], "code": "validation_error"})
+    );
     assert_eq!(app.sim_room_count(), rooms_before, "nothing created");
     assert_eq!(app.sim_requests(CREATE_ROUTE), creates_before);
     assert_eq!(app.pool_depth().await, 5, "nothing taken from the pool");

@@ -1,25 +1,8 @@
 //! The other `/room*` routes: read, update, delete, list, bulk jobs, and the error envelope.
 
-use pexip_sdk::pexip::NewConference;
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-/// Create a room directly on Pexip (as an operator or the older service would have).
-async fn pexip_room(app: &TestApp, name: &str, tag: &str) -> u64 {
-    let new = NewConference {
-        name: name.into(),
-        service_type: "conference".into(),
-        description: String::new(),
-        tag: tag.into(),
-        pin: "123456".into(),
-        guest_pin: "4321".into(),
-        allow_guests: true,
-        aliases: vec![name.into()],
-        extra: serde_json::Map::new(),
-    };
-    app.rooms.pexip().create_conference(&new).await.unwrap().id
-}
 
 async fn envelope(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -36,17 +19,15 @@ async fn a_room_reads_constrained_by_default_and_in_full_on_request() {
     let app = TestApp::spawn(Options::default()).await;
     let room: Value = app.create(EXAMPLE_UUI).await.json().await.unwrap();
     let name = room["name"].as_str().unwrap();
+    assert!(room.get("pin").is_none(), "create never shows the host PIN");
 
-    let constrained: Value = app
-        .http
-        .get(app.at(&format!("/room/{name}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(constrained, room, "the read matches what create returned");
+    let constrained = app.get_json(&format!("/room/{name}")).await;
+    let mut want = room.clone();
+    want["pin"] = Value::String(app.sim_room(name).unwrap().pin);
+    assert_eq!(
+        constrained, want,
+        "the read is what create returned, plus the host PIN"
+    );
 
     let full: Value = app
         .http
@@ -115,7 +96,7 @@ async fn a_partial_update_changes_only_the_given_fields() {
     let response = app
         .http
         .patch(app.at(&format!("/room/{name}")))
-        .json(&json!({"guest_pin": "98765", "description": "assigned"}))
+        .json(&json!({"guest_pin": "9876", "description": "assigned"}))
         .send()
         .await
         .unwrap();
@@ -126,7 +107,7 @@ async fn a_partial_update_changes_only_the_given_fields() {
         .into_iter()
         .find(|r| r.name == name)
         .unwrap();
-    assert_eq!(on_sim.guest_pin, "98765");
+    assert_eq!(on_sim.guest_pin, "9876");
     assert_eq!(on_sim.tag, EXAMPLE_TAG, "untouched");
 }
 
@@ -135,17 +116,16 @@ async fn invalid_updates_get_the_error_envelope() {
     let app = TestApp::spawn(Options::default()).await;
     let room: Value = app.create(EXAMPLE_UUI).await.json().await.unwrap();
     let url = app.at(&format!("/room/{}", room["name"].as_str().unwrap()));
-    let cases: [(&str, u16, &str); 6] = [
-        (r#"{"pin":"12"}"#, 400, "invalid_request"),
-        (
-            r#"{"pin":"1234","guest_pin":"1234"}"#,
-            400,
-            "invalid_request",
-        ),
-        (r#"{"name":"rename"}"#, 400, "invalid_json"),
-        (r#"{"tag": 5}"#, 400, "invalid_json"),
-        (r#"{"tag": "#, 400, "invalid_json"),
+    let patches_before = app.sim_requests(PATCH_ROUTE);
+    let cases: [(&str, u16, &str); 7] = [
+        (r#"{"pin":"12"}"#, 400, "invalid_pin"),
+        (r#"{"tag":"https://evil.example/x"}"#, 400, "invalid_tag"),
         ("{}", 400, "invalid_request"),
+        // FastAPI's request validation: 422 with its list.
+        (r#"{"name":"rename"}"#, 422, "validation_error"),
+        (r#"{"tag": 5}"#, 422, "validation_error"),
+        (r#"{"tag": "#, 422, "validation_error"),
+        ("[]", 422, "validation_error"),
     ];
     for (body, status, code) in cases {
         let response = app
@@ -156,21 +136,33 @@ async fn invalid_updates_get_the_error_envelope() {
             .send()
             .await
             .unwrap();
-        let got = envelope(response, status).await;
+        assert_eq!(response.status(), status, "{body}");
+        let got: Value = response.json().await.unwrap();
         assert_eq!(got["code"], code, "{body}");
+        if status == 422 {
+            assert!(got["detail"][0]["loc"][0] == "body", "{got}");
+        } else {
+            assert!(got["detail"].is_string(), "{got}");
+        }
     }
-    let no_type = app
+    let not_json = app
         .http
         .patch(&url)
-        .body(r#"{"tag":"x"}"#)
+        .header("content-type", "text/plain")
+        .body(r#"{"tag":""}"#)
         .send()
         .await
         .unwrap();
-    envelope(no_type, 415).await;
+    assert_eq!(not_json.status(), 422);
+    assert_eq!(
+        app.sim_requests(PATCH_ROUTE),
+        patches_before,
+        "nothing reached Pexip"
+    );
     let missing = app
         .http
         .patch(app.at("/room/vbv-nosuchroom"))
-        .json(&json!({"tag": "x"}))
+        .json(&json!({"description": "x"}))
         .send()
         .await
         .unwrap();
@@ -226,30 +218,28 @@ async fn the_list_holds_every_managed_room_and_nothing_else() {
     .await;
     app.seed_pool().await;
     pexip_room(&app, "test_lobby", "").await;
+    pexip_room(&app, "VKIOSK_7", "").await;
+    pexip_room(&app, "MTIzNDU2LDc2NTQzMg", EXAMPLE_TAG).await;
     pexip_room(&app, "someone-elses-room", "").await;
-    let list: Vec<Value> = app
-        .http
-        .get(app.at("/room"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list.len(), 46, "45 pool rooms and the persistent one");
-    assert!(list.iter().all(|r| r.get("pin").is_none()));
-    assert!(!list.iter().any(|r| r["name"] == "someone-elses-room"));
-    let full: Vec<Value> = app
-        .http
-        .get(app.at("/room?constrained_attributes=false"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(full.len(), 46);
-    assert!(full[0].get("pin").is_some());
+    pexip_room(&app, "tagged-elsewhere", "https://evil.example/video/MTIz").await;
+    let list = app.get_json("/room").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(
+        list.len(),
+        48,
+        "45 pool rooms, two persistent ones and the replaced service's"
+    );
+    assert!(list.iter().all(|r| r["pin"].is_string()), "with host PINs");
+    let names: Vec<&str> = list.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for managed in ["test_lobby", "VKIOSK_7", "MTIzNDU2LDc2NTQzMg"] {
+        assert!(names.contains(&managed), "{managed}");
+    }
+    for foreign in ["someone-elses-room", "tagged-elsewhere"] {
+        assert!(!names.contains(&foreign), "{foreign}");
+    }
+    let full = app.get_json("/room?constrained_attributes=false").await;
+    assert_eq!(full.as_array().unwrap().len(), 48);
+    assert!(full[0].get("pin").is_some() && full[0].get("host_view").is_some());
 }
 
 #[tokio::test]
@@ -265,7 +255,7 @@ async fn bulk_create_fills_the_pool_in_the_background() {
     app.rooms.background_idle().await;
     assert_eq!(app.pool_depth().await, 7);
     assert_eq!(app.sim_room_count(), 7);
-    for bad in ["count=0", "count=-1", "count=abc", "", "count=100000"] {
+    for bad in ["count=0", "count=-1", "count=100000"] {
         let response = app
             .http
             .post(app.at(&format!("/room/bulk?{bad}")))
@@ -273,6 +263,18 @@ async fn bulk_create_fills_the_pool_in_the_background() {
             .await
             .unwrap();
         envelope(response, 400).await;
+    }
+    for (bad, kind) in [("count=abc", "int_parsing"), ("", "missing")] {
+        let response = app
+            .http
+            .post(app.at(&format!("/room/bulk?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["detail"][0]["type"], kind, "{body}");
+        assert_eq!(body["detail"][0]["loc"], json!(["query", "count"]));
     }
 }
 
@@ -318,19 +320,26 @@ async fn bulk_delete_needs_confirmation_and_spares_persistent_and_live_rooms() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_envelope() {
     let app = TestApp::spawn(Options::default()).await;
+    // Starlette's words in `detail`, as the replaced service answered.
+    let not_found = envelope(app.http.get(app.at("/nope")).send().await.unwrap(), 404).await;
     assert_eq!(
-        envelope(app.http.get(app.at("/nope")).send().await.unwrap(), 404).await["code"],
-        "not_found"
+        not_found,
+        json!({"detail": "Not Found", "code": "not_found"})
     );
     let put = app.http.put(app.at("/room/create")).send().await.unwrap();
-    assert_eq!(envelope(put, 405).await["code"], "method_not_allowed");
+    assert_eq!(
+        envelope(put, 405).await,
+        json!({"detail": "Method Not Allowed", "code": "method_not_allowed"})
+    );
     let bad_query = app
         .http
         .get(app.at("/room?constrained_attributes=maybe"))
         .send()
         .await
         .unwrap();
-    assert_eq!(envelope(bad_query, 400).await["code"], "invalid_query");
+    assert_eq!(bad_query.status(), 422);
+    let body: Value = bad_query.json().await.unwrap();
+    assert_eq!(body["code"], "validation_error");
 }
 
 #[tokio::test]

@@ -172,6 +172,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET` a path of the app; the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(self.at(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The room called `name` on the simulator, if there is one.
+    pub fn sim_room(&self, name: &str) -> Option<pexip_sim::SimRoom> {
+        self.sim.rooms().into_iter().find(|r| r.name == name)
+    }
+
     /// Sim counter for one route pattern.
     pub fn sim_requests(&self, route: &str) -> u64 {
         self.sim
@@ -232,8 +249,26 @@ impl Drop for TestApp {
     }
 }
 
+/// Create a room directly on Pexip (as an operator, another team or the replaced service
+/// would have), with host PIN `123456`, guest PIN `4321` and its name as alias.
+pub async fn pexip_room(app: &TestApp, name: &str, tag: &str) -> u64 {
+    let new = pexip_sdk::pexip::NewConference {
+        name: name.into(),
+        service_type: "conference".into(),
+        description: String::new(),
+        tag: tag.into(),
+        pin: "123456".into(),
+        guest_pin: "4321".into(),
+        allow_guests: true,
+        aliases: vec![name.into()],
+        extra: serde_json::Map::new(),
+    };
+    app.rooms.pexip().create_conference(&new).await.unwrap().id
+}
+
 pub const DELETE_ROUTE: &str = "DELETE /api/admin/configuration/v1/conference/{id}/";
 pub const CREATE_ROUTE: &str = "POST /api/admin/configuration/v1/conference/";
+pub const PATCH_ROUTE: &str = "PATCH /api/admin/configuration/v1/conference/{id}/";
 
 /// The documented example: `id&MTIzNDU2LDc2NTQzMg` in hex.
 pub const EXAMPLE_UUI: &str = "6964264d54497a4e4455324c4463324e54517a4d67;encoding=hex";

@@ -1,6 +1,7 @@
-//! Configuration API handlers for `conference` and `conference_alias` (docs/pexip.md §1.2,
-//! §3, §4): Tastypie status codes (201 + `Location`, 202, 204, 404 with empty bodies),
-//! validation errors as `{"<resource>": {"<field>": ["..."]}}`, other 4xx as `{"error"}`.
+//! Configuration API handlers for `conference`, `conference_alias` and
+//! `automatic_participant` (docs/pexip.md §1.2, §3, §4, §9): Tastypie status codes (201 +
+//! `Location`, 202, 204, 404 with empty bodies), validation errors as
+//! `{"<resource>": {"<field>": ["..."]}}`, other 4xx as `{"error"}`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::filters::{self, FilterKind, ListSpec};
 use super::state::Shared;
-use super::store::{ALIAS_PATH, CONFERENCE_PATH};
+use super::store::{ALIAS_PATH, AUTO_PARTICIPANT_PATH, CONFERENCE_PATH};
 use super::validation::{self, FieldErrors, Mode};
 
 /// `conference` fields that can be filtered and ordered on (the v40 schema's `filtering`,
@@ -67,6 +68,20 @@ pub(crate) const ALIAS_FILTERS: &[(&str, FilterKind)] = &[
     ("view_order", FilterKind::Int),
 ];
 
+/// `automatic_participant` fields that can be filtered and ordered on.
+pub(crate) const AUTO_PARTICIPANT_FILTERS: &[(&str, FilterKind)] = &[
+    ("id", FilterKind::Int),
+    ("alias", FilterKind::Text),
+    ("description", FilterKind::Text),
+    ("protocol", FilterKind::Text),
+    ("call_type", FilterKind::Text),
+    ("role", FilterKind::Text),
+    ("routing", FilterKind::Text),
+    ("keep_conference_alive", FilterKind::Text),
+    ("streaming", FilterKind::Bool),
+    ("creation_time", FilterKind::DateTime),
+];
+
 /// Tastypie's default page size.
 pub(crate) const DEFAULT_LIMIT: usize = 20;
 
@@ -85,6 +100,15 @@ fn invalid(resource: &str, errors: FieldErrors) -> Response {
 
 fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
+}
+
+/// The answer to a detail DELETE: 204, or 404 when there was nothing to delete.
+fn deleted(found: bool) -> Response {
+    if found {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
 }
 
 /// The JSON object of a write body, or the message of the 400 to answer.
@@ -177,12 +201,16 @@ pub(crate) async fn create_conference(State(state): State<Shared>, body: Bytes) 
             Err(errors) => return invalid("conference", errors),
         };
         let now = state.clock.naive_now();
-        store.create_conference(
+        let id = store.create_conference(
             write.fields,
             write.aliases.unwrap_or_default(),
             &now,
             state.clock.elapsed(),
-        )
+        );
+        if let Some(participants) = write.automatic_participants {
+            store.link_conference(id, &participants);
+        }
+        id
     };
     tracing::debug!(sim.conference.id = id, "conference created");
     created(&state, format!("{CONFERENCE_PATH}{id}/"))
@@ -232,6 +260,9 @@ fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Respon
     };
     let now = state.clock.naive_now();
     store.update_conference(current.id, write.fields, write.aliases, &now);
+    if let Some(participants) = write.automatic_participants {
+        store.link_conference(current.id, &participants);
+    }
     match mode {
         Mode::Replace => StatusCode::NO_CONTENT.into_response(),
         _ => StatusCode::ACCEPTED.into_response(),
@@ -261,12 +292,7 @@ pub(crate) async fn delete_conference(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Response {
-    let deleted = parse_id(&id).is_some_and(|id| state.store().delete_conference(id));
-    if deleted {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        not_found()
-    }
+    deleted(parse_id(&id).is_some_and(|id| state.store().delete_conference(id)))
 }
 
 /// `GET conference/schema/`: a Tastypie-shaped schema of what the simulator implements.
@@ -282,7 +308,6 @@ pub(crate) async fn conference_schema(State(state): State<Shared>) -> Response {
             K::Int { .. } => ("integer", false, None),
             K::NullableInt { .. } => ("integer", true, None),
             K::NullableUri => ("related", true, None),
-            K::UriList => ("related", false, None),
         };
         fields.insert(
             spec.name.to_owned(),
@@ -299,12 +324,14 @@ pub(crate) async fn conference_schema(State(state): State<Shared>) -> Response {
         ("resource_uri", "string"),
         ("creation_time", "datetime"),
         ("aliases", "related"),
+        ("automatic_participants", "related"),
         ("scheduled_conferences", "related"),
         ("scheduled_conferences_count", "integer"),
     ] {
         fields.insert(
             name.to_owned(),
-            json!({"type": kind, "nullable": false, "blank": true, "readonly": name != "aliases",
+            json!({"type": kind, "nullable": false, "blank": true,
+                   "readonly": !matches!(name, "aliases" | "automatic_participants"),
                    "unique": name == "id", "default": Value::Null, "help_text": "", "valid_choices": Value::Null}),
         );
     }
@@ -402,10 +429,86 @@ pub(crate) async fn patch_alias(
 
 /// `DELETE conference_alias/{id}/`.
 pub(crate) async fn delete_alias(State(state): State<Shared>, Path(id): Path<String>) -> Response {
-    let deleted = parse_id(&id).is_some_and(|id| state.store().delete_alias(id));
-    if deleted {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        not_found()
+    deleted(parse_id(&id).is_some_and(|id| state.store().delete_alias(id)))
+}
+
+// ---- automatic_participant -----------------------------------------------------------
+
+/// `GET automatic_participant/`.
+pub(crate) async fn list_auto_participants(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let spec = list_spec(&state, AUTO_PARTICIPANT_PATH, AUTO_PARTICIPANT_FILTERS);
+    let query = match filters::parse(query.as_deref(), &spec) {
+        Ok(q) => q,
+        Err(message) => return bad_request(message),
+    };
+    let objects: Vec<Value> = {
+        let store = state.store();
+        store
+            .auto_participants()
+            .map(|p| store.auto_participant_json(p))
+            .collect()
+    };
+    Json(filters::envelope(objects, &query, &spec)).into_response()
+}
+
+/// `POST automatic_participant/`.
+pub(crate) async fn create_auto_participant(State(state): State<Shared>, body: Bytes) -> Response {
+    let input = match object_body(&body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let created_id = state.create_auto_participant(&input);
+    match created_id {
+        Ok(id) => created(&state, format!("{AUTO_PARTICIPANT_PATH}{id}/")),
+        Err(errors) => invalid("automatic_participant", errors),
     }
+}
+
+/// `GET automatic_participant/{id}/`.
+pub(crate) async fn get_auto_participant(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Response {
+    let store = state.store();
+    match parse_id(&id).and_then(|id| store.auto_participant(id)) {
+        Some(record) => Json(store.auto_participant_json(record)).into_response(),
+        None => not_found(),
+    }
+}
+
+/// `PATCH automatic_participant/{id}/`: 202; `conference`, when given, replaces its rooms.
+pub(crate) async fn patch_auto_participant(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let input = match object_body(&body) {
+        Ok(input) => input,
+        Err(message) => return bad_request(message),
+    };
+    let mut store = state.store();
+    let Some(current) = parse_id(&id)
+        .and_then(|id| store.auto_participant(id))
+        .cloned()
+    else {
+        return not_found();
+    };
+    match validation::automatic_participant(&store, &input, Some(&current)) {
+        Ok(write) => {
+            store.update_auto_participant(current.id, write.fields, write.conferences.as_deref());
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(errors) => invalid("automatic_participant", errors),
+    }
+}
+
+/// `DELETE automatic_participant/{id}/`: 204, unlinking it from every room; 404 if unknown.
+pub(crate) async fn delete_auto_participant(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Response {
+    deleted(parse_id(&id).is_some_and(|id| state.store().delete_auto_participant(id)))
 }

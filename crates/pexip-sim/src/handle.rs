@@ -52,6 +52,10 @@ pub struct SimRoom {
     pub dialable: bool,
     /// A simulated conference is running in it.
     pub live: bool,
+    /// Resource URIs of the automatic participants linked to it, dialled when a conference
+    /// starts (docs/pexip.md §9).
+    #[serde(default)]
+    pub automatic_participants: Vec<String>,
 }
 
 /// A running simulator. Cheap to clone (an `Arc` inside); dropping the last clone also
@@ -215,6 +219,35 @@ impl SimHandle {
     /// events were delivered, or as soon as one delivery attempt failed (retries go on).
     pub async fn end_conference(&self, room: &str) -> Result<(), SimError> {
         self.inner.state.end_conference(room).await
+    }
+
+    /// The participants of the live conference in the room named `room` (its name as
+    /// copied at start), as `GET status/v1/participant/?conference=<room>` lists them (the
+    /// same JSON); empty when none runs there.
+    pub fn participants(&self, room: &str) -> Vec<serde_json::Value> {
+        self.inner.state.participants(room)
+    }
+
+    /// Create an automatic participant as `POST configuration/v1/automatic_participant/`
+    /// would (same validation, e.g. `{"alias": "sip:agent@example", "role": "chair"}`);
+    /// returns its resource URI. For `dev` and tests that set up a node before the service
+    /// starts.
+    pub fn create_automatic_participant(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<String, SimError> {
+        let serde_json::Value::Object(input) = body else {
+            return Err(SimError::Invalid("the body must be a JSON object".into()));
+        };
+        self.inner
+            .state
+            .create_auto_participant(&input)
+            .map(|id| format!("/api/admin/configuration/v1/automatic_participant/{id}/"))
+            .map_err(|errors| {
+                SimError::Invalid(
+                    serde_json::json!({ "automatic_participant": errors }).to_string(),
+                )
+            })
     }
 
     /// Inject a fault (`POST /_sim/faults`); returns its id.

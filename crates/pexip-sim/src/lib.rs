@@ -14,8 +14,9 @@
 //!   call (one code path each).
 //! - `oauth.rs`, `auth.rs`: `POST /oauth/token/` (ES256 client assertions) and the
 //!   Bearer/Basic gate in front of `/api/admin/**`.
-//! - `store.rs`, `validation.rs`, `config_api.rs`: the `conference` and `conference_alias`
-//!   configuration resources with Pexip's status codes, bodies and validation messages.
+//! - `store.rs`, `validation.rs`, `config_api.rs`: the `conference`, `conference_alias` and
+//!   `automatic_participant` configuration resources with Pexip's status codes, bodies and
+//!   validation messages.
 //! - `filters.rs`: Tastypie-style list queries (filters, lookups, ordering, pagination).
 //! - `live.rs`, `status_api.rs`: simulated live conferences and the status/command API.
 //! - `events.rs`: per-(sink, node) event-sink publishers.

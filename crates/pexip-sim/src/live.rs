@@ -1,11 +1,15 @@
 //! Simulated live conferences: who is in them, on which Conferencing Nodes, and their JSON
 //! forms in the status API (docs/pexip.md §7.1, §7.2) and in event-sink `data` (§8.4).
+//!
+//! Participants are the callers a test asks for (dialled in over WebRTC) plus, as Pexip does
+//! when a conference starts, one dial-out per automatic participant linked to the room
+//! (docs/pexip.md §9).
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::clock::naive_utc;
-use super::store::ConferenceRecord;
+use super::store::{AutoParticipantRecord, ConferenceRecord};
 
 /// Status API collection paths.
 pub(crate) const STATUS_CONFERENCE_PATH: &str = "/api/admin/status/v1/conference/";
@@ -35,7 +39,12 @@ pub(crate) struct LiveParticipant {
     pub(crate) conversation_id: String,
     pub(crate) node: String,
     pub(crate) role: &'static str,
+    /// `in` for callers, `out` for automatic participants Pexip dialled.
+    pub(crate) call_direction: &'static str,
+    /// As the status API spells it: `WebRTC` for callers, `SIP`, `H323`, ... for dial-outs.
+    pub(crate) protocol: String,
     pub(crate) display_name: String,
+    pub(crate) source_alias: String,
     pub(crate) destination_alias: String,
     pub(crate) remote_address: String,
     pub(crate) connect_time: f64,
@@ -47,29 +56,65 @@ pub(crate) fn node_address(i: usize) -> String {
 }
 
 impl LiveConference {
-    /// Start a conference in `room` with `participants` spread round-robin over `nodes`
-    /// nodes. The first participant is the host (`chair`), the rest are guests.
+    /// Start a conference in `room` with `participants` callers spread round-robin over
+    /// `nodes` nodes (the first caller is the host, `chair`; the rest are guests), and dial
+    /// out to each of `automatic` from the first node.
     pub(crate) fn new(
         room: &ConferenceRecord,
         dialled: &str,
         participants: usize,
         nodes: usize,
+        automatic: &[&AutoParticipantRecord],
         now: f64,
     ) -> Self {
         let nodes: Vec<String> = (0..nodes).map(node_address).collect();
-        let participants = (0..participants)
-            .map(|i| LiveParticipant {
+        let callers = (0..participants).map(|i| {
+            let display_name = format!("Participant {}", i + 1);
+            LiveParticipant {
                 id: Uuid::new_v4().to_string(),
                 call_uuid: Uuid::new_v4().to_string(),
                 conversation_id: Uuid::new_v4().to_string(),
                 node: nodes[i % nodes.len()].clone(),
                 role: if i == 0 { "chair" } else { "guest" },
-                display_name: format!("Participant {}", i + 1),
+                call_direction: "in",
+                protocol: "WebRTC".to_owned(),
+                source_alias: format!(
+                    "sip:{}@example.com",
+                    display_name.replace(' ', ".").to_lowercase()
+                ),
+                display_name,
                 destination_alias: dialled.to_owned(),
                 remote_address: format!("192.0.2.{}", i % 250 + 1),
                 connect_time: now,
-            })
-            .collect();
+            }
+        });
+        let dial_outs = automatic.iter().enumerate().map(|(i, p)| {
+            let alias = p.text("alias").to_owned();
+            let display_name = match p.text("remote_display_name") {
+                "" => alias.clone(),
+                name => name.to_owned(),
+            };
+            LiveParticipant {
+                id: Uuid::new_v4().to_string(),
+                call_uuid: Uuid::new_v4().to_string(),
+                conversation_id: Uuid::new_v4().to_string(),
+                node: nodes[0].clone(),
+                role: if p.text("role") == "chair" {
+                    "chair"
+                } else {
+                    "guest"
+                },
+                call_direction: "out",
+                protocol: p.text("protocol").to_uppercase(),
+                display_name,
+                // Pexip calls out from the room: the caller id is the room's own alias.
+                source_alias: dialled.to_owned(),
+                destination_alias: alias,
+                remote_address: format!("198.51.100.{}", i % 250 + 1),
+                connect_time: now,
+            }
+        });
+        let participants = callers.chain(dial_outs).collect();
         Self {
             id: Uuid::new_v4().to_string(),
             room_id: room.id,
@@ -138,16 +183,16 @@ impl LiveParticipant {
             "service_tag": conference.tag,
             "service_type": conference.service_type,
             "display_name": self.display_name,
-            "source_alias": format!("sip:{}@example.com", self.display_name.replace(' ', ".").to_lowercase()),
+            "source_alias": self.source_alias,
             "destination_alias": self.destination_alias,
             "participant_alias": self.destination_alias,
             "role": self.role,
-            "call_direction": "in",
+            "call_direction": self.call_direction,
             "call_uuid": self.call_uuid,
             "conversation_id": self.conversation_id,
             "call_tag": "",
             "parent_id": self.id,
-            "protocol": "WebRTC",
+            "protocol": self.protocol,
             "vendor": "Simulated",
             "remote_address": self.remote_address,
             "remote_port": 40000,
@@ -204,11 +249,11 @@ impl LiveParticipant {
             "conference": conference.name,
             "service_tag": conference.tag,
             "service_type": if connecting { "connecting" } else { conference.service_type.as_str() },
-            "call_direction": "in",
-            "protocol": "WebRTC",
+            "call_direction": self.call_direction,
+            "protocol": self.protocol,
             "role": if connecting { "unknown" } else { self.role },
             "display_name": self.display_name,
-            "source_alias": format!("sip:{}@example.com", self.display_name.replace(' ', ".").to_lowercase()),
+            "source_alias": self.source_alias,
             "destination_alias": self.destination_alias,
             "vendor": "Simulated",
             "remote_address": self.remote_address,

@@ -48,6 +48,16 @@ pub(crate) fn router(state: Shared) -> Router {
                 .delete(config_api::delete_alias),
         )
         .route(
+            "/api/admin/configuration/v1/automatic_participant/",
+            get(config_api::list_auto_participants).post(config_api::create_auto_participant),
+        )
+        .route(
+            "/api/admin/configuration/v1/automatic_participant/{id}/",
+            get(config_api::get_auto_participant)
+                .patch(config_api::patch_auto_participant)
+                .delete(config_api::delete_auto_participant),
+        )
+        .route(
             "/api/admin/status/v1/conference/",
             get(status_api::list_conferences),
         )

@@ -13,7 +13,8 @@ use super::faults::FaultTable;
 use super::keys::ClientRegistry;
 use super::live::LiveConference;
 use super::oauth::TokenStore;
-use super::store::{ConferenceRecord, Store};
+use super::store::{AutoParticipantRecord, ConferenceRecord, Store};
+use super::validation::{self, FieldErrors};
 use super::{SimError, SimRoom};
 
 /// Most participants one simulated conference may have.
@@ -77,8 +78,40 @@ impl SimState {
                 guest_pin: room.text("guest_pin").to_owned(),
                 dialable: self.is_dialable(room),
                 live: store.live.values().any(|l| l.room_id == room.id),
+                automatic_participants: store
+                    .auto_participants_of(room.id)
+                    .map(AutoParticipantRecord::uri)
+                    .collect(),
             })
             .collect()
+    }
+
+    /// The status API objects of the participants of the conference live in `room`.
+    pub(crate) fn participants(&self, room: &str) -> Vec<Value> {
+        let store = self.store();
+        store
+            .live
+            .values()
+            .filter(|c| c.name == room)
+            .flat_map(|c| c.participants.iter().map(move |p| p.status_json(c)))
+            .collect()
+    }
+
+    /// Create an `automatic_participant` from a request body (`POST
+    /// configuration/v1/automatic_participant/`, or [`super::SimHandle`]); returns its id, or
+    /// Pexip's field errors.
+    pub(crate) fn create_auto_participant(
+        &self,
+        input: &serde_json::Map<String, Value>,
+    ) -> Result<u64, FieldErrors> {
+        let mut store = self.store();
+        let write = validation::automatic_participant(&store, input, None)?;
+        let now = self.clock.naive_now();
+        Ok(store.create_auto_participant(
+            write.fields,
+            write.conferences.as_deref().unwrap_or_default(),
+            &now,
+        ))
     }
 
     /// Start a conference in the room named or aliased `room`, with `participants` spread
@@ -109,8 +142,16 @@ impl SimState {
             if store.live.values().any(|l| l.room_id == record.id) {
                 return Err(SimError::AlreadyLive(room.to_owned()));
             }
-            let conference =
-                LiveConference::new(record, room, participants, nodes, self.clock.unix_now());
+            let automatic: Vec<&AutoParticipantRecord> =
+                store.auto_participants_of(record.id).collect();
+            let conference = LiveConference::new(
+                record,
+                room,
+                participants,
+                nodes,
+                &automatic,
+                self.clock.unix_now(),
+            );
             // Queued while the store is locked, so a concurrent end cannot overtake them.
             let completions = self.publish_start(&conference);
             let id = conference.id.clone();
@@ -170,8 +211,9 @@ impl SimState {
         }
     }
 
-    /// Per node: `conference_started`, then per participant `participant_connected`
-    /// (connecting) and `participant_updated` (in the conference).
+    /// Per node: `conference_started`, then per participant (automatic participants dialled
+    /// out included) `participant_connected` (connecting) and `participant_updated` (in the
+    /// conference).
     fn publish_start(&self, conference: &LiveConference) -> Vec<Completion> {
         let time = conference.start_time;
         conference

@@ -1,5 +1,6 @@
 //! The simulated Management Node's data: rooms (`conference`), their aliases
-//! (`conference_alias`) and the live conferences running in them, plus their JSON forms.
+//! (`conference_alias`), automatically dialled participants (`automatic_participant`) and
+//! their links to rooms, and the live conferences running in rooms, plus their JSON forms.
 //!
 //! One `Store` sits behind one mutex, so a validated write and its uniqueness checks are
 //! atomic: a create with a conflicting alias creates nothing.
@@ -17,6 +18,8 @@ use super::validation::{AliasSpec, AliasWrite};
 pub(crate) const CONFERENCE_PATH: &str = "/api/admin/configuration/v1/conference/";
 /// Collection path of `conference_alias`.
 pub(crate) const ALIAS_PATH: &str = "/api/admin/configuration/v1/conference_alias/";
+/// Collection path of `automatic_participant`.
+pub(crate) const AUTO_PARTICIPANT_PATH: &str = "/api/admin/configuration/v1/automatic_participant/";
 
 /// One room. `fields` holds every writable field (see `validation::CONFERENCE_FIELDS`).
 #[derive(Debug, Clone)]
@@ -28,13 +31,18 @@ pub(crate) struct ConferenceRecord {
     pub(crate) created_at: Duration,
 }
 
+/// A text field of a record, `""` when absent or null.
+fn text_field<'a>(fields: &'a Map<String, Value>, field: &str) -> &'a str {
+    fields
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 impl ConferenceRecord {
     /// A text field, `""` when absent or null.
     pub(crate) fn text(&self, field: &str) -> &str {
-        self.fields
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        text_field(&self.fields, field)
     }
 
     pub(crate) fn uri(&self) -> String {
@@ -93,6 +101,36 @@ impl AliasRecord {
     }
 }
 
+/// One automatically dialled participant (docs/pexip.md §9). `fields` holds every writable
+/// field but the relation `conference`, which lives in [`Store`]'s link set.
+#[derive(Debug, Clone)]
+pub(crate) struct AutoParticipantRecord {
+    pub(crate) id: u64,
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) creation_time: String,
+}
+
+impl AutoParticipantRecord {
+    /// A text field, `""` when absent or null.
+    pub(crate) fn text(&self, field: &str) -> &str {
+        text_field(&self.fields, field)
+    }
+
+    pub(crate) fn uri(&self) -> String {
+        format!("{AUTO_PARTICIPANT_PATH}{}/", self.id)
+    }
+
+    /// The JSON of the participant as nested in a conference (no `conference` list, which
+    /// would point back at the room it is read from).
+    pub(crate) fn nested_json(&self) -> Value {
+        let mut object = self.fields.clone();
+        object.insert("id".into(), json!(self.id));
+        object.insert("creation_time".into(), json!(self.creation_time));
+        object.insert("resource_uri".into(), json!(self.uri()));
+        Value::Object(object)
+    }
+}
+
 /// Everything the simulated Management Node knows.
 ///
 /// Rooms and aliases are private: every write goes through a method here, which keeps the
@@ -112,6 +150,11 @@ pub(crate) struct Store {
     rooms_by_tag: HashMap<String, BTreeSet<u64>>,
     alias_by_text: HashMap<String, u64>,
     aliases_by_room: HashMap<u64, BTreeSet<u64>>,
+    auto_participants: BTreeMap<u64, AutoParticipantRecord>,
+    last_auto_participant_id: u64,
+    /// The many-to-many link between rooms and automatic participants, as
+    /// `(conference id, automatic participant id)`: one set, so both sides always agree.
+    auto_links: BTreeSet<(u64, u64)>,
 }
 
 impl Store {
@@ -187,10 +230,115 @@ impl Store {
             .collect()
     }
 
-    /// The full `conference` JSON: every field, nested aliases, `resource_uri`.
+    /// The full `conference` JSON: every field, nested aliases and automatic participants
+    /// (embedded objects, as Pexip reads them), `resource_uri`.
     pub(crate) fn conference_json(&self, record: &ConferenceRecord) -> Value {
         let aliases: Vec<&AliasRecord> = self.aliases_of(record.id).collect();
-        conference_json_with(record, &aliases)
+        let mut json = conference_json_with(record, &aliases);
+        json["automatic_participants"] = Value::Array(
+            self.auto_participants_of(record.id)
+                .map(AutoParticipantRecord::nested_json)
+                .collect(),
+        );
+        json
+    }
+
+    /// One automatic participant by id.
+    pub(crate) fn auto_participant(&self, id: u64) -> Option<&AutoParticipantRecord> {
+        self.auto_participants.get(&id)
+    }
+
+    /// Every automatic participant, in id order.
+    pub(crate) fn auto_participants(&self) -> impl Iterator<Item = &AutoParticipantRecord> {
+        self.auto_participants.values()
+    }
+
+    /// The automatic participants linked to room `conference`, in id order.
+    pub(crate) fn auto_participants_of(
+        &self,
+        conference: u64,
+    ) -> impl Iterator<Item = &AutoParticipantRecord> {
+        self.auto_links
+            .range((conference, 0)..=(conference, u64::MAX))
+            .filter_map(|(_, id)| self.auto_participants.get(id))
+    }
+
+    /// The ids of the rooms automatic participant `id` is linked to, in id order.
+    pub(crate) fn conferences_of_auto_participant(&self, id: u64) -> Vec<u64> {
+        self.auto_links
+            .iter()
+            .filter(|(_, participant)| *participant == id)
+            .map(|(conference, _)| *conference)
+            .collect()
+    }
+
+    /// The `automatic_participant` JSON, with `conference` as the URIs of its rooms.
+    pub(crate) fn auto_participant_json(&self, record: &AutoParticipantRecord) -> Value {
+        let mut json = record.nested_json();
+        json["conference"] = Value::Array(
+            self.conferences_of_auto_participant(record.id)
+                .into_iter()
+                .map(|id| json!(format!("{CONFERENCE_PATH}{id}/")))
+                .collect(),
+        );
+        json
+    }
+
+    /// Create an automatic participant (already validated). Returns the new id.
+    pub(crate) fn create_auto_participant(
+        &mut self,
+        fields: Map<String, Value>,
+        conferences: &[u64],
+        now: &str,
+    ) -> u64 {
+        self.last_auto_participant_id += 1;
+        let id = self.last_auto_participant_id;
+        self.auto_participants.insert(
+            id,
+            AutoParticipantRecord {
+                id,
+                fields,
+                creation_time: now.to_owned(),
+            },
+        );
+        self.link_auto_participant(id, conferences);
+        id
+    }
+
+    /// Replace an automatic participant's fields and, if given, its rooms.
+    pub(crate) fn update_auto_participant(
+        &mut self,
+        id: u64,
+        fields: Map<String, Value>,
+        conferences: Option<&[u64]>,
+    ) {
+        if let Some(record) = self.auto_participants.get_mut(&id) {
+            record.fields = fields;
+        }
+        if let Some(conferences) = conferences {
+            self.link_auto_participant(id, conferences);
+        }
+    }
+
+    /// Delete an automatic participant and its links. `false` if it did not exist.
+    pub(crate) fn delete_auto_participant(&mut self, id: u64) -> bool {
+        self.auto_links
+            .retain(|(_, participant)| *participant != id);
+        self.auto_participants.remove(&id).is_some()
+    }
+
+    /// Make `participants` the exact set of automatic participants of room `conference`.
+    pub(crate) fn link_conference(&mut self, conference: u64, participants: &[u64]) {
+        self.auto_links.retain(|(c, _)| *c != conference);
+        self.auto_links
+            .extend(participants.iter().map(|p| (conference, *p)));
+    }
+
+    /// Make `conferences` the exact set of rooms of automatic participant `id`.
+    fn link_auto_participant(&mut self, id: u64, conferences: &[u64]) {
+        self.auto_links
+            .retain(|(_, participant)| *participant != id);
+        self.auto_links.extend(conferences.iter().map(|c| (*c, id)));
     }
 
     /// Every room `keep` accepts, in id order, taken from `candidates` (ids an index lookup
@@ -302,6 +450,7 @@ impl Store {
         for alias_id in aliases {
             self.remove_alias(alias_id);
         }
+        self.auto_links.retain(|(conference, _)| *conference != id);
         true
     }
 
@@ -310,6 +459,7 @@ impl Store {
         self.conferences.clear();
         self.room_by_name.clear();
         self.rooms_by_tag.clear();
+        self.auto_links.clear();
         self.delete_all_aliases();
     }
 

@@ -1,6 +1,7 @@
-//! The `conference` and `conference_alias` field schema (docs/pexip.md §3, §4) and the
-//! validation rules of §3 and §5, producing Pexip's error shape: field → list of messages, which
-//! `config_api.rs` wraps as `{"conference": {...}}` / `{"conference_alias": {...}}`.
+//! The `conference`, `conference_alias` and `automatic_participant` field schemas
+//! (docs/pexip.md §3, §4, §9) and the validation rules of §3 and §5, producing Pexip's error
+//! shape: field → list of messages, which `config_api.rs` wraps as `{"conference": {...}}`,
+//! `{"conference_alias": {...}}` or `{"automatic_participant": {...}}`.
 //!
 //! Messages follow Django's wording where Pexip's is unknown; the unique-name message is the
 //! one seen in production (caseflow #13892).
@@ -9,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::store::{ALIAS_PATH, ConferenceRecord, Store, trailing_id};
+use super::store::{
+    ALIAS_PATH, AUTO_PARTICIPANT_PATH, AutoParticipantRecord, CONFERENCE_PATH, ConferenceRecord,
+    Store, trailing_id,
+};
 
 /// Field name → messages, as Pexip returns them under the resource name.
 pub(crate) type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -37,6 +41,9 @@ const VIEWS: &[&str] = &[
     "five_mains_seven_pips",
 ];
 
+/// The call types of a conference and of an automatic participant's call.
+const CALL_TYPES: &[&str] = &["audio", "video", "video-only"];
+
 /// The service types a `conference` can have.
 pub(crate) const SERVICE_TYPES: &[&str] = &[
     "conference",
@@ -57,7 +64,6 @@ pub(crate) enum FieldKind {
     Int { min: i64, max: i64 },
     NullableInt { min: i64, max: i64 },
     NullableUri,
-    UriList,
 }
 
 /// A writable field of `conference`.
@@ -74,7 +80,6 @@ pub(crate) enum FieldDefault {
     Str(&'static str),
     Bool(bool),
     Null,
-    EmptyList,
 }
 
 impl FieldDefault {
@@ -83,7 +88,6 @@ impl FieldDefault {
             FieldDefault::Str(s) => json!(s),
             FieldDefault::Bool(b) => json!(b),
             FieldDefault::Null => Value::Null,
-            FieldDefault::EmptyList => json!([]),
         }
     }
 }
@@ -100,7 +104,8 @@ use FieldDefault as D;
 use FieldKind as K;
 
 /// Every writable `conference` field the simulator knows, with its default (docs/pexip.md §3.3).
-/// `name` is first and required; `aliases` is handled separately.
+/// `name` is first and required; the relations `aliases` and `automatic_participants` are
+/// handled separately.
 pub(crate) const CONFERENCE_FIELDS: &[FieldSpec] = &[
     f("name", K::Text { max: 250 }, D::Str("")),
     f(
@@ -149,7 +154,7 @@ pub(crate) const CONFERENCE_FIELDS: &[FieldSpec] = &[
     f(
         "call_type",
         K::Choice {
-            choices: &["audio", "video", "video-only"],
+            choices: CALL_TYPES,
         },
         D::Str("video"),
     ),
@@ -212,7 +217,6 @@ pub(crate) const CONFERENCE_FIELDS: &[FieldSpec] = &[
     f("denoise_enabled", K::Bool, D::Bool(false)),
     f("softmute_enabled", K::Bool, D::Bool(false)),
     f("enable_active_speaker_indication", K::Bool, D::Bool(false)),
-    f("automatic_participants", K::UriList, D::EmptyList),
     f("system_location", K::NullableUri, D::Null),
     f("mssip_proxy", K::NullableUri, D::Null),
     f("teams_proxy", K::NullableUri, D::Null),
@@ -277,11 +281,13 @@ pub(crate) struct AliasSpec {
     pub(crate) existing: Option<u64>,
 }
 
-/// A validated `conference` write: the full field map and, if given, the new alias set.
+/// A validated `conference` write: the full field map and, if given, the new alias set and
+/// the new set of linked automatic participants (ids).
 #[derive(Debug)]
 pub(crate) struct ConferenceWrite {
     pub(crate) fields: Map<String, Value>,
     pub(crate) aliases: Option<Vec<AliasSpec>>,
+    pub(crate) automatic_participants: Option<Vec<u64>>,
 }
 
 /// Validate a `conference` write against the store (uniqueness excludes `current`).
@@ -347,8 +353,184 @@ pub(crate) fn conference(
             }
         },
     };
+    let automatic_participants = related(
+        &mut errors,
+        input,
+        "automatic_participants",
+        AUTO_PARTICIPANT_PATH,
+        |id| store.auto_participant(id).is_some(),
+    );
     if errors.is_empty() {
-        Ok(ConferenceWrite { fields, aliases })
+        Ok(ConferenceWrite {
+            fields,
+            aliases,
+            automatic_participants,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The to-many relation `field` of a write, if given: its ids, or its problems recorded in
+/// `errors`.
+fn related(
+    errors: &mut FieldErrors,
+    input: &Map<String, Value>,
+    field: &str,
+    collection: &str,
+    exists: impl Fn(u64) -> bool,
+) -> Option<Vec<u64>> {
+    match uri_list(input.get(field)?, collection, exists) {
+        Ok(ids) => Some(ids),
+        Err(messages) => {
+            for m in messages {
+                push(errors, field, m);
+            }
+            None
+        }
+    }
+}
+
+/// The ids of a to-many relation given as a list of resource URIs (or bare ids) into
+/// `collection`, each of which must exist; duplicates collapse. Pexip would also take nested
+/// objects and create them; nothing we test writes that way, so they are refused.
+fn uri_list(
+    value: &Value,
+    collection: &str,
+    exists: impl Fn(u64) -> bool,
+) -> Result<Vec<u64>, Vec<String>> {
+    let Value::Array(items) = value else {
+        return Err(vec!["Expected a list of resource URIs.".to_owned()]);
+    };
+    let mut ids = BTreeSet::new();
+    let mut problems = Vec::new();
+    for item in items {
+        let found = match item {
+            Value::String(uri) => trailing_id(uri, collection).filter(|id| exists(*id)),
+            Value::Number(n) => n.as_u64().filter(|id| exists(*id)),
+            _ => None,
+        };
+        match found {
+            Some(id) => {
+                ids.insert(id);
+            }
+            None => problems.push(format!(
+                "Could not find the provided object via resource URI {}.",
+                quoted(item)
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(ids.into_iter().collect())
+    } else {
+        Err(problems)
+    }
+}
+
+/// The protocols an automatic participant can be dialled with.
+pub(crate) const DIAL_PROTOCOLS: &[&str] = &["sip", "h323", "mssip", "rtmp", "gms", "teams"];
+
+/// Every writable `automatic_participant` field but the relation `conference`, with Pexip's
+/// defaults (docs/pexip.md §9; values as Pexip's Go SDK models them, defaults as a v40 node
+/// returns them in a conference's embedded list).
+pub(crate) const AUTO_PARTICIPANT_FIELDS: &[FieldSpec] = &[
+    f("alias", K::Text { max: 250 }, D::Str("")),
+    f("description", K::Text { max: 250 }, D::Str("")),
+    f(
+        "protocol",
+        K::Choice {
+            choices: DIAL_PROTOCOLS,
+        },
+        D::Str("sip"),
+    ),
+    f(
+        "call_type",
+        K::Choice {
+            choices: CALL_TYPES,
+        },
+        D::Str("video"),
+    ),
+    f(
+        "role",
+        K::Choice {
+            choices: &["chair", "guest"],
+        },
+        D::Str("guest"),
+    ),
+    f("dtmf_sequence", K::Text { max: 250 }, D::Str("")),
+    f(
+        "keep_conference_alive",
+        K::Choice {
+            choices: &[
+                "keep_conference_alive",
+                "keep_conference_alive_if_multiple",
+                "keep_conference_alive_never",
+            ],
+        },
+        D::Str("keep_conference_alive_if_multiple"),
+    ),
+    f(
+        "routing",
+        K::Choice {
+            choices: &["manual", "routing_rule"],
+        },
+        D::Str("manual"),
+    ),
+    f("system_location", K::NullableUri, D::Null),
+    f("streaming", K::Bool, D::Bool(false)),
+    f("remote_display_name", K::Text { max: 250 }, D::Str("")),
+    f("presentation_url", K::Text { max: 250 }, D::Str("")),
+];
+
+/// A validated `automatic_participant` write: every field and, if given, the conferences it
+/// is linked to (ids).
+#[derive(Debug)]
+pub(crate) struct AutoParticipantWrite {
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) conferences: Option<Vec<u64>>,
+}
+
+/// Validate an `automatic_participant` write (`current` for a PATCH).
+pub(crate) fn automatic_participant(
+    store: &Store,
+    input: &Map<String, Value>,
+    current: Option<&AutoParticipantRecord>,
+) -> Result<AutoParticipantWrite, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut fields = match current {
+        Some(record) => record.fields.clone(),
+        None => AUTO_PARTICIPANT_FIELDS
+            .iter()
+            .map(|s| (s.name.to_owned(), s.default.value()))
+            .collect(),
+    };
+    for spec in AUTO_PARTICIPANT_FIELDS {
+        let Some(value) = input.get(spec.name) else {
+            continue;
+        };
+        match check(spec.kind, value) {
+            Ok(value) => {
+                fields.insert(spec.name.to_owned(), value);
+            }
+            Err(message) => push(&mut errors, spec.name, message),
+        }
+    }
+    let alias_blank = fields
+        .get("alias")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if !errors.contains_key("alias") && alias_blank {
+        let missing = current.is_none() && !input.contains_key("alias");
+        push(&mut errors, "alias", if missing { REQUIRED } else { BLANK });
+    }
+    let conferences = related(&mut errors, input, "conference", CONFERENCE_PATH, |id| {
+        store.conference(id).is_some()
+    });
+    if errors.is_empty() {
+        Ok(AutoParticipantWrite {
+            fields,
+            conferences,
+        })
     } else {
         Err(errors)
     }
@@ -488,16 +670,16 @@ pub(crate) fn alias(
         }
     }
     match input.get("conference") {
-        Some(Value::String(uri)) => match trailing_id(uri, super::store::CONFERENCE_PATH)
-            .filter(|id| store.conference(*id).is_some())
-        {
-            Some(id) => write.conference = id,
-            None => push(
-                &mut errors,
-                "conference",
-                format!("Could not find the provided object via resource URI '{uri}'."),
-            ),
-        },
+        Some(Value::String(uri)) => {
+            match trailing_id(uri, CONFERENCE_PATH).filter(|id| store.conference(*id).is_some()) {
+                Some(id) => write.conference = id,
+                None => push(
+                    &mut errors,
+                    "conference",
+                    format!("Could not find the provided object via resource URI '{uri}'."),
+                ),
+            }
+        }
         Some(Value::Null) => push(&mut errors, "conference", NOT_NULL),
         Some(_) => push(
             &mut errors,
@@ -624,16 +806,6 @@ fn check(kind: FieldKind, value: &Value) -> Result<Value, String> {
                 "Could not find the provided object via resource URI {}.",
                 quoted(other)
             )),
-        },
-        K::UriList => match value {
-            Value::Array(items)
-                if items
-                    .iter()
-                    .all(|i| i.as_str().is_some_and(|s| s.starts_with("/api/admin/"))) =>
-            {
-                Ok(value.clone())
-            }
-            _ => Err("Expected a list of resource URIs.".to_owned()),
         },
     }
 }
