@@ -3,7 +3,9 @@
 //! with a gzipped JSON array of envelopes — and keeps every envelope, decoded, for a test to
 //! assert on (docs/azure.md §9 Application Insights).
 //!
-//! [`Ingestion::start_failing`] answers every upload with 503, as an ingestion outage does.
+//! [`Ingestion::start_failing`] answers every upload with 503, as an ingestion outage does;
+//! [`Ingestion::start_discarding`] accepts uploads without decoding them, for a benchmark
+//! that must not charge the fake's own work to the service it measures.
 //!
 //! It speaks https only, like the real one: the exporter turns any `IngestionEndpoint` into
 //! an https URL. Its certificate comes from a test CA ([`Ingestion::ca_pem`]); a `serve`
@@ -35,10 +37,21 @@ struct Received {
     refused: Vec<String>,
 }
 
+/// What the endpoint does with an upload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Decode and keep the envelopes.
+    Keep,
+    /// Accept without reading further.
+    Discard,
+    /// Answer 503.
+    Fail,
+}
+
 #[derive(Clone)]
 struct Shared {
     received: Arc<Mutex<Received>>,
-    failing: bool,
+    mode: Mode,
 }
 
 /// A running fake ingestion endpoint; stops when dropped.
@@ -52,15 +65,20 @@ pub struct Ingestion {
 impl Ingestion {
     /// Start on a free loopback port, accepting uploads.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(Mode::Keep).await
     }
 
     /// Start on a free loopback port, answering every upload with 503.
     pub async fn start_failing() -> Self {
-        Self::start_with(true).await
+        Self::start_with(Mode::Fail).await
     }
 
-    async fn start_with(failing: bool) -> Self {
+    /// Start on a free loopback port, accepting every upload unread (only counted).
+    pub async fn start_discarding() -> Self {
+        Self::start_with(Mode::Discard).await
+    }
+
+    async fn start_with(mode: Mode) -> Self {
         let tcp = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port for the fake ingestion endpoint");
@@ -73,7 +91,7 @@ impl Ingestion {
         std::fs::write(&ca_file, ca_pem).expect("the CA file is written");
         let shared = Shared {
             received: Arc::default(),
-            failing,
+            mode,
         };
         let app = axum::Router::new()
             .route("/v2/track", post(track))
@@ -154,11 +172,16 @@ async fn track(
 ) -> (StatusCode, axum::Json<Value>) {
     let mut received = shared.received.lock().unwrap_or_else(|e| e.into_inner());
     received.uploads += 1;
-    if shared.failing {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"itemsReceived": 0, "itemsAccepted": 0, "errors": []})),
-        );
+    match shared.mode {
+        Mode::Fail => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"itemsReceived": 0, "itemsAccepted": 0, "errors": []})),
+            );
+        }
+        // The exporter reads only the status of a 200.
+        Mode::Discard => return (StatusCode::OK, axum::Json(json!({}))),
+        Mode::Keep => {}
     }
     match decode(&headers, &body) {
         Ok(items) => {
