@@ -508,7 +508,7 @@ async fn telemetry_cost(
             let mut v: Vec<Duration> = p50s[side].iter().map(|round| round[i]).collect();
             v.sort();
             let mid = v.len() / 2;
-            if v.len() % 2 == 0 {
+            if v.len().is_multiple_of(2) {
                 (v[mid - 1] + v[mid]) / 2
             } else {
                 v[mid]
