@@ -6,19 +6,25 @@
 //! - Azurite stopped for 4 s and restarted on the same port (its store is on disk, so the
 //!   messages survive, as in a storage outage; see `Azurite::start_on_disk`);
 //! - simulator faults on `/api/admin/`: latency, 429 with `Retry-After`, 5xx, "500 after
-//!   create", dropped connections, and all of them at once.
+//!   create", dropped connections, tagging PATCHes that fail and land late anyway, and all of
+//!   them at once.
 //!
 //! Every fifth successful call is repeated on another instance and must get the same room.
 //! After the phases, calls that never got an answer are retried once (as a client would),
-//! the instances stop, and a fresh instance runs one `gc_timer` (GC, pool rebalance,
-//! reconciler) with `LEAK_MIN_AGE_SECONDS=0`, so the rooms leaked by the faults are healed
-//! at once instead of an hour later. Then every room on the simulator must be accounted for:
-//! in the pool, handed to a caller (carrying that caller's tag), or persistent.
+//! the instances stop, and a fresh instance takes the simulator's events: conferences start
+//! and end in some of the rooms handed out, then it runs one `gc_timer` (GC, pool rebalance,
+//! reconciler) with `LEAK_MIN_AGE_SECONDS=0`, so the rooms leaked or quarantined by the faults
+//! are healed at once instead of an hour later. Then every room on the simulator must be
+//! accounted for: in the pool, handed to a caller (carrying that caller's tag), or
+//! persistent; and the simulator's journal (every write to every room, in order) must show
+//! that no room ever carried two callers' tags, and that every room handed to a caller and
+//! deleted since was deleted only after its conference ended.
 //!
 //! Prints a Markdown report (also written to `target/bench-faults.md`): requests by outcome
 //! and p50/p99 latency per phase, rooms leaked and healed, rooms handed out twice. Exits
 //! with status 1 when an invariant is broken (a room handed out twice, a room unaccounted
-//! for, a repeated call answered with another room).
+//! for, a repeated call answered with another room, a handed-out room deleted before its
+//! conference ended).
 //!
 //! Under `cargo test --all-targets` (no `--bench`) the same run is a smoke pass of a few
 //! seconds per phase in a debug build: every fault and every check, nothing written.
@@ -31,7 +37,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pexip_sdk::queue::{POOL_QUEUE, PoolMessage, QueueService};
-use pexip_sim::{Fault, SimHandle};
+use pexip_sim::{EventSinkTarget, Fault, JournalKind, SimHandle};
 use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
@@ -68,6 +74,9 @@ const SMOKE: Timing = Timing {
 const POOL_TARGET: usize = 30;
 const PERSISTENT_ROOMS: usize = 5;
 const ADMIN: &str = "/api/admin/";
+const SINK_PASSWORD: &str = "fault-run-sink";
+/// One in this many rooms handed out gets a conference that ends before the GC runs.
+const CONFERENCE_EVERY: usize = 10;
 
 fn tag_of(call: usize) -> String {
     testkit::id_tag(&format!("FAULT{call}"))
@@ -214,11 +223,17 @@ fn instance_env(sim: &SimHandle, azurite: &Azurite, prefix: &str) -> AppEnv {
         .storage(azurite)
         .queue_prefix(prefix)
         .pexip(sim)
-        .event_sink("pexip", "fault-run-sink")
+        .event_sink("pexip", SINK_PASSWORD)
         .set("ROOM_POOL_TARGET", POOL_TARGET.to_string())
+        // Ended conferences and quarantined rooms are deleted by the next GC run, so the
+        // accounting after recovery sees them gone.
+        .set("ROOM_DELETE_GRACE_SECONDS", "0")
         // Pool rooms are visible at once, so the reconciler can list the whole pool.
         .set("ROOM_READY_DELAY_SECONDS", "0")
         .set("PEXIP_REQUEST_TIMEOUT_SECONDS", "5")
+        // A create that died with its instance holds its call this long; the retries at the
+        // end would wait it out.
+        .set("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "3")
         // Info, as in Azure: the instance logs name every room handed out, for a post-mortem.
         .set("RUST_LOG", "info")
 }
@@ -234,12 +249,20 @@ fn sim_faults(name: &str) -> Vec<Fault> {
         ],
         "after_create" => vec![admin(Fault::after_create().rate(0.3))],
         "drop" => vec![admin(Fault::drop_connection().rate(0.05))],
+        // A gateway that gives up while the Management Node goes on: the PATCH fails (504
+        // retried, a 500, a cut connection) and lands a moment later anyway.
+        "late" => vec![
+            admin(Fault::late(300, Some(504)).rate(0.1).method("PATCH")),
+            admin(Fault::late(200, Some(500)).rate(0.05).method("PATCH")),
+            admin(Fault::late(150, None).rate(0.03).method("PATCH")),
+        ],
         "mixed" => vec![
             admin(Fault::latency(100).rate(0.2)),
             admin(Fault::status_with_retry_after(429, 1).rate(0.03)),
             admin(Fault::status(503).rate(0.03)),
             admin(Fault::after_create().rate(0.1)),
             admin(Fault::drop_connection().rate(0.02)),
+            admin(Fault::late(300, Some(504)).rate(0.03).method("PATCH")),
         ],
         _ => Vec::new(),
     }
@@ -270,6 +293,17 @@ async fn pooled_names(queues: &QueueService, prefix: &str) -> Vec<String> {
                 .filter_map(|m| PoolMessage::parse(&m.text).ok().map(|e| e.name)),
         );
     }
+}
+
+/// How many times the instances logged a room quarantined after a failed tagging PATCH.
+fn quarantine_lines(logs: &Path) -> usize {
+    std::fs::read_dir(logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .map(|text| text.matches("tagging failed; room quarantined").count())
+        .sum()
 }
 
 /// A field of the JSON after `prefix` in one of a timer's log lines.
@@ -385,6 +419,10 @@ async fn main() {
             "Pexip \"500 after create\" on 30 % of creates",
         ),
         ("drop", "Pexip drops 5 % of connections"),
+        (
+            "late",
+            "tagging PATCHes fail (504 10 %, 500 5 %, cut 3 %) and land 150-300 ms later",
+        ),
         ("mixed", "all Pexip faults at once"),
     ] {
         sim.clear_faults();
@@ -404,17 +442,30 @@ async fn main() {
         .iter()
         .copied()
         .collect();
+    // All at once: a call whose earlier create died with its instance (or lost its storage)
+    // waits out the claim timeout before it is taken over.
+    let retries = unanswered.iter().enumerate().map(|(i, call)| {
+        let run = run.clone();
+        async move {
+            let mut tally = Tally::default();
+            let base = run.url(i);
+            run.create(*call, &base, &mut tally).await;
+            tally
+        }
+    });
     let mut retry = Tally::default();
-    for (i, call) in unanswered.iter().enumerate() {
-        let base = run.url(i);
-        run.create(*call, &base, &mut retry).await;
+    for tally in futures::future::join_all(retries).await {
+        retry.merge(tally);
     }
     phases.push(("retry of unanswered calls (no faults)".into(), retry));
 
-    // Recovery: the instances stop (their refills finish), a fresh one runs the GC timer.
+    // Recovery: the instances stop (their refills finish), a fresh one takes the events of
+    // conferences in some handed-out rooms, then runs the GC timer.
     for instance in instances.lock().await.iter_mut() {
         instance.terminate(Duration::from_secs(60)).await;
     }
+    // Late writes still in flight land before anything is judged.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let rooms_before_heal = sim.rooms().len();
     let healer_env = env.clone().set("LEAK_MIN_AGE_SECONDS", "0");
     let mut healer = ServeProcess::spawn(
@@ -423,6 +474,26 @@ async fn main() {
         Some(&logs.join("healer.log")),
     );
     healer.wait_ready(&http, Duration::from_secs(30)).await;
+    let mut sink = EventSinkTarget::new(format!("{}/public/event_sink", healer.url()));
+    sink.username = Some("pexip".into());
+    sink.password = Some(SINK_PASSWORD.into());
+    sim.add_event_sink(sink);
+    let conferences = {
+        let book = run.book.lock().expect("book lock");
+        let mut names: Vec<String> = book.handed.values().map(|h| h.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .step_by(CONFERENCE_EVERY)
+            .collect::<Vec<_>>()
+    };
+    for name in &conferences {
+        sim.start_conference(name, 2, 1)
+            .await
+            .expect("a conference starts in a handed-out room");
+        sim.end_conference(name).await.expect("and ends");
+    }
     let gc_logs = invoke_timer(&http, healer.url(), "gc_timer")
         .await
         .expect("gc_timer runs");
@@ -482,6 +553,57 @@ async fn main() {
             violations.push(format!("room {id} answered to calls {calls:?}"));
         }
     }
+    // From the journal: a room that ever carried two callers' tags, and handed-out rooms
+    // deleted while live or before any conference of theirs ended.
+    let journal = sim.journal();
+    let mut tags_by_room: HashMap<u64, BTreeSet<String>> = HashMap::new();
+    for entry in &journal {
+        if let Some(tag) = entry.tag_after.as_ref().filter(|t| !t.is_empty()) {
+            tags_by_room
+                .entry(entry.room_id)
+                .or_default()
+                .insert(tag.clone());
+        }
+    }
+    for (id, tags) in &tags_by_room {
+        if tags.len() > 1 {
+            twice += 1;
+            violations.push(format!("room {id} carried the tags {tags:?}"));
+        }
+    }
+    let present: HashSet<u64> = rooms.iter().map(|r| r.id).collect();
+    let mut handed_deleted = 0;
+    let mut deleted_too_early = Vec::new();
+    for id in handed_ids.keys() {
+        let history: Vec<_> = journal.iter().filter(|e| e.room_id == *id).collect();
+        let Some(deleted_at) = history.iter().position(|e| e.kind == JournalKind::Deleted) else {
+            if !present.contains(id) {
+                deleted_too_early.push(format!("room {id} vanished without a journalled delete"));
+            }
+            continue;
+        };
+        handed_deleted += 1;
+        let before = &history[..deleted_at];
+        let ended = before
+            .iter()
+            .rposition(|e| e.kind == JournalKind::ConferenceEnded);
+        let started = before
+            .iter()
+            .rposition(|e| e.kind == JournalKind::ConferenceStarted);
+        let ended_first = matches!((ended, started), (Some(e), Some(s)) if e > s);
+        if !ended_first {
+            deleted_too_early.push(format!(
+                "room {id} handed to a caller was deleted {}",
+                if started.is_some() {
+                    "while its conference was live"
+                } else {
+                    "without a conference that ended"
+                }
+            ));
+        }
+    }
+    violations.extend(deleted_too_early.iter().cloned());
+    let quarantined = quarantine_lines(&logs);
     let leaks_found = log_field(&gc_logs, "reconcile: ", "leaks");
     let leaks_healed = log_field(&gc_logs, "reconcile: ", "deleted");
     let trimmed = log_field(&gc_logs, "pool: ", "trimmed");
@@ -554,7 +676,22 @@ async fn main() {
         ),
         ("surplus pool rooms trimmed", trimmed.to_string()),
         ("pool rooms created by the top-up", topped_up.to_string()),
-        ("rooms handed out twice (must be 0)", twice.to_string()),
+        (
+            "rooms handed out, then deleted by the GC after their conference ended",
+            format!("{handed_deleted} (of {} conferences)", conferences.len()),
+        ),
+        (
+            "  handed-out rooms deleted while live or with no ended conference (must be 0)",
+            deleted_too_early.len().to_string(),
+        ),
+        (
+            "tagging PATCHes that failed and may land: rooms quarantined, never pooled again",
+            quarantined.to_string(),
+        ),
+        (
+            "rooms handed out twice or tagged for two calls (journal; must be 0)",
+            twice.to_string(),
+        ),
         (
             "repeated calls answered with another room (must be 0)",
             book.repeat_mismatches.to_string(),
@@ -579,6 +716,7 @@ async fn main() {
     }
     let broken = twice > 0
         || !unaccounted.is_empty()
+        || !deleted_too_early.is_empty()
         || book.repeat_mismatches > 0
         || persistent != PERSISTENT_ROOMS;
     if broken {

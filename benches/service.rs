@@ -33,7 +33,7 @@ use pexip_sim::{Fault, SimHandle};
 use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, free_port, invoke_timer, log_dir, proc_rss_mib};
-use testkit::stats::{Latencies, ms};
+use testkit::stats::{Latencies, Row, checked, ms, report, row};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pexip-sdk");
 const PEXIP_LATENCY_MS: u64 = 20;
@@ -92,37 +92,6 @@ static PLAN: std::sync::OnceLock<&'static Plan> = std::sync::OnceLock::new();
 
 fn plan() -> &'static Plan {
     PLAN.get().copied().unwrap_or(&SMOKE)
-}
-
-/// One line of the report.
-struct Row {
-    measure: String,
-    value: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn row(measure: impl Into<String>, value: impl Into<String>) -> Row {
-    Row {
-        measure: measure.into(),
-        value: value.into(),
-        target: String::new(),
-        met: None,
-    }
-}
-
-fn checked(
-    measure: impl Into<String>,
-    value: impl Into<String>,
-    target: impl Into<String>,
-    met: bool,
-) -> Row {
-    Row {
-        measure: measure.into(),
-        value: value.into(),
-        target: target.into(),
-        met: Some(met),
-    }
 }
 
 /// Latency and rate of one load level.
@@ -432,28 +401,7 @@ async fn main() {
         rows.extend(creates_under_health_flood(&http).await);
     }
 
-    let mut table = String::from("| measure | value | target | met |\n|---|---|---|---|\n");
-    for r in &rows {
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "",
-        };
-        table.push_str(&format!(
-            "| {} | {} | {} | {met} |\n",
-            r.measure, r.value, r.target
-        ));
-    }
-    table.push_str(&format!(
-        "\n{}, {} cores shared with other work; run took {:.0} s.\n",
-        if full {
-            "Release build"
-        } else {
-            "Smoke pass (small numbers, test build: the figures mean nothing; run `cargo bench --bench service`)"
-        },
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        started.elapsed().as_secs_f64()
-    ));
+    let table = report(&rows, full, "service", started);
     println!("{table}");
     if full {
         let _ = std::fs::write(target_dir.join("bench-service.md"), &table);

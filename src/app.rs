@@ -18,6 +18,7 @@ use crate::config::{
 };
 use crate::entra::EntraAuth;
 use crate::genesys::AgentAuth;
+use crate::locks::LockService;
 use crate::pexip::PexipClient;
 use crate::queue::QueueService;
 use crate::rooms::{DeepHealth, RoomService};
@@ -99,12 +100,15 @@ pub struct App {
 }
 
 impl App {
-    /// Build the clients (queues as `settings.storage` says, Pexip, Genesys, Entra ID) and the
-    /// service. No network I/O beyond what the constructors need.
+    /// Build the clients (queues and allocation records as `settings.storage` says, Pexip,
+    /// Genesys, Entra ID) and the service. No network I/O beyond what the constructors need.
     pub fn build(settings: AppSettings) -> anyhow::Result<Self> {
         let queues = QueueService::connect(&settings.storage).context("queues")?;
+        // The allocation records live in the queues' storage account (in memory with them).
+        let records = LockService::connect(&settings.storage).context("allocation records")?;
         let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
-        let rooms = RoomService::new(pexip, &queues, settings.rooms).context("room service")?;
+        let rooms =
+            RoomService::new(pexip, &queues, &records, settings.rooms).context("room service")?;
         crate::telemetry::metrics::observe_service(&rooms);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))

@@ -47,11 +47,11 @@ pub const REMOTE_QUEUE_PREFIX: &str = "dev-";
 pub fn local_storage_only(env: &mut Env, allow_remote: bool) -> Result<(), ConfigError> {
     let remote = match StorageSettings::from_env(env)? {
         None | Some(StorageSettings::InMemory) => None,
-        Some(StorageSettings::ConnectionString { queue_endpoint, .. })
-            if is_loopback(&queue_endpoint) =>
-        {
-            None
-        }
+        Some(StorageSettings::ConnectionString {
+            queue_endpoint,
+            blob_endpoint,
+            ..
+        }) if is_loopback(&queue_endpoint) && is_loopback(&blob_endpoint) => None,
         Some(other) => Some(other.describe()),
     };
     let Some(remote) = remote else {
@@ -278,12 +278,25 @@ mod tests {
         let production = format!(
             "DefaultEndpointsProtocol=https;AccountName=prodacct;AccountKey={DEV_ACCOUNT_KEY}"
         );
-        let remote: [Vec<(&str, &str)>; 2] = [
+        // Local queues are not enough: the allocation records (blobs) must be local too.
+        let remote_blobs = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_ACCOUNT_KEY};\
+             QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;\
+             BlobEndpoint=https://prodacct.blob.core.windows.net"
+        );
+        let remote: [Vec<(&str, &str)>; 3] = [
             vec![(STORAGE_CONNECTION, production.as_str())],
-            vec![(
-                "AzureWebJobsStorage__queueServiceUri",
-                "https://prodacct.queue.core.windows.net",
-            )],
+            vec![(STORAGE_CONNECTION, remote_blobs.as_str())],
+            vec![
+                (
+                    "AzureWebJobsStorage__queueServiceUri",
+                    "https://prodacct.queue.core.windows.net",
+                ),
+                (
+                    "AzureWebJobsStorage__blobServiceUri",
+                    "https://prodacct.blob.core.windows.net",
+                ),
+            ],
         ];
         for pairs in remote {
             let err = check(&pairs, false).unwrap_err().to_string();

@@ -19,6 +19,11 @@
 //!   pagination, a prioritised concurrency cap, typed errors).
 //! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared
 //!   Key or managed identity) or in memory with the same semantics.
+//! - [`locks`]: the per-video-call allocation records in Blob Storage (official SDK, same
+//!   account), created only if absent and updated only if unchanged: one room per call across
+//!   instances. In memory with the same semantics for `dev` and tests.
+//! - `storage`: what the queues and the records share about the storage account (endpoints,
+//!   Shared Key signing, managed identity, retries, error classes).
 //! - `azure_sdk`: what the clients built on the Azure SDK share (error descriptions).
 //! - [`secrets`]: the Pexip key and passwords, from Key Vault through the managed identity
 //!   (read at start, refreshed on an interval) or from the environment; never logged.
@@ -45,10 +50,12 @@ pub mod domain;
 pub mod entra;
 pub mod functions;
 pub mod genesys;
+pub mod locks;
 pub mod pexip;
 pub mod queue;
 pub mod rooms;
 pub mod routes;
 pub mod secrets;
 pub mod server;
+mod storage;
 pub mod telemetry;

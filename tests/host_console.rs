@@ -163,7 +163,7 @@ async fn lifecycle_output(
     process.wait_ready(&http, Duration::from_secs(30)).await;
     let life = testkit::lifecycle::run(&http, process.url(), sim, None).await;
     assert!(
-        life.create_statuses.contains(&502),
+        life.create_statuses.iter().any(|s| *s >= 500),
         "the outage failed a create: {life:?}"
     );
     let status = process.terminate(Duration::from_secs(25)).await;

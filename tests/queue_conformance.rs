@@ -18,8 +18,8 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use pexip_sdk::config::{Env, StorageSettings};
 use pexip_sdk::queue::{
-    DELETION_QUEUE, POOL_QUEUE, PoolMessage, Queue, QueueError, QueueService, ReceivedMessage,
-    poison_name,
+    DELETION_QUEUE, POOL_QUEUE, PoolMessage, PooledRoom, Queue, QueueError, QueueService,
+    ReceivedMessage, poison_name,
 };
 use testkit::azurite::{Azurite, report};
 use testkit::unique_queue_name;
@@ -313,6 +313,11 @@ mod suite {
         let pool = PoolMessage {
             name: "vmr-x.1_2".to_owned(),
             id: Some(u64::MAX),
+            room: Some(PooledRoom {
+                guest_pin: "0123".to_owned(),
+                aliases: vec!["vmr-x.1_2@vc.example.com".to_owned()],
+                created: Some("2026-01-02T03:04:05.678901".to_owned()),
+            }),
         }
         .to_text();
         let texts = [
@@ -412,6 +417,7 @@ mod azurite_auth {
             account: "devstoreaccount1".to_owned(),
             key: "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmc=".into(),
             queue_endpoint: endpoint,
+            blob_endpoint: azurite().blob_endpoint().clone(),
         };
         let service = QueueService::connect(&settings).unwrap();
         let queue = service.queue(&unique_queue_name("badkey")).unwrap();
@@ -426,11 +432,12 @@ mod azurite_auth {
     async fn send_once_makes_one_attempt_where_send_retries() {
         // A queue service that answers every request 503.
         let busy = Stub::start(|_| StatusCode::SERVICE_UNAVAILABLE.into_response()).await;
-        let endpoint = format!("{}/devstoreaccount1", busy.url()).parse().unwrap();
-        let queue = QueueService::connect(&StorageSettings::development(endpoint))
-            .unwrap()
-            .queue("pool-once")
-            .unwrap();
+        let endpoint: url::Url = format!("{}/devstoreaccount1", busy.url()).parse().unwrap();
+        let queue =
+            QueueService::connect(&StorageSettings::development(endpoint.clone(), endpoint))
+                .unwrap()
+                .queue("pool-once")
+                .unwrap();
         assert!(matches!(
             queue.send_once("room", Duration::ZERO).await,
             Err(QueueError::Unavailable(_))
@@ -445,11 +452,10 @@ mod azurite_auth {
     async fn a_server_that_is_not_there_is_unavailable() {
         // A port that was free a moment ago: connection refused, not a hang.
         let port = testkit::free_port();
-        let settings = StorageSettings::development(
-            format!("http://127.0.0.1:{port}/devstoreaccount1")
-                .parse()
-                .unwrap(),
-        );
+        let nowhere: url::Url = format!("http://127.0.0.1:{port}/devstoreaccount1")
+            .parse()
+            .unwrap();
+        let settings = StorageSettings::development(nowhere.clone(), nowhere);
         let queue = QueueService::connect(&settings)
             .unwrap()
             .queue("nobody-home")

@@ -187,14 +187,17 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         })
         .collect();
     assert!(
-        codes.contains(&"502".to_owned()) && codes.contains(&"200".to_owned()),
+        codes.contains(&"503".to_owned()) && codes.contains(&"200".to_owned()),
         "{codes:?}"
     );
     let failed = creates
         .iter()
-        .find(|r| r["data"]["baseData"]["responseCode"] == "502")
+        .find(|r| r["data"]["baseData"]["responseCode"] == "503")
         .unwrap();
-    assert_eq!(failed["data"]["baseData"]["success"], false);
+    assert_eq!(
+        failed["data"]["baseData"]["success"], false,
+        "a 5xx is a failed request"
+    );
 
     // The caller's trace is continued: same operation id, our request its child.
     let traced = creates
@@ -287,7 +290,8 @@ async fn a_lifecycle_reaches_application_insights_as_requests_dependencies_trace
         severity_of("pexip request failed; retrying"),
         BTreeSet::from([2])
     );
-    assert_eq!(severity_of("Pexip request failed"), BTreeSet::from([3]));
+    // tower-http's line for a 5xx answer is an ERROR.
+    assert_eq!(severity_of("response failed"), BTreeSet::from([3]));
     assert!(
         traces.iter().any(|t| op_id(t) == TRACE_ID
             && t["data"]["baseData"]["message"] == "room allocated from the pool"),

@@ -56,13 +56,23 @@ pub struct RoomSettings {
     /// `BULK_CREATE_MAX_PER_HOUR` (default 2000, 1–100,000, at least `BULK_CREATE_MAX`): most
     /// rooms bulk creates may ask for within any hour, per process.
     pub bulk_create_per_hour: usize,
-    /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name, so deployment slots
-    /// (or tests) sharing one storage account keep separate pools.
+    /// `QUEUE_NAME_PREFIX` (default empty): put before every queue name and the allocation
+    /// records' container name, so deployment slots (or tests) sharing one storage account
+    /// keep separate pools.
     pub queue_prefix: String,
     /// `ROOM_AUTOMATIC_PARTICIPANTS` (default none): Pexip automatic participants (resource
     /// URIs or ids) linked to every room this service creates, in the create request itself,
     /// so Pexip dials them (the contact-centre agent) when a conference starts.
     pub automatic_participants: Vec<AutomaticParticipantRef>,
+    /// `ALLOCATION_CLAIM_TIMEOUT_SECONDS` (default 10, 2–600): a create waiting for another
+    /// instance's allocation of the same video call takes it over when the call's record has
+    /// not changed for this long (its owner died, or lost its storage). A liveness bound only:
+    /// an owner slower than this can never answer a room the taker-over does not.
+    pub claim_timeout: Duration,
+    /// `ALLOCATION_RECORD_MAX_AGE_HOURS` (default 168, 1–8760): the GC timer removes
+    /// allocation records last written longer ago (records are removed with their rooms; this
+    /// catches the ones whose room went another way).
+    pub record_max_age: Duration,
 }
 
 impl RoomSettings {
@@ -154,6 +164,12 @@ impl RoomSettings {
         Ok(Self {
             automatic_participants,
             queue_prefix,
+            // A liveness bound (see the field): long enough for a slow allocation, short
+            // enough that a caller whose first create died with its instance gets an answer.
+            claim_timeout: env.seconds_within("ALLOCATION_CLAIM_TIMEOUT_SECONDS", 10, 2..=600)?,
+            record_max_age: Duration::from_secs(
+                env.bounded_or("ALLOCATION_RECORD_MAX_AGE_HOURS", 168u64, 1..=8760)? * 3600,
+            ),
             pool_target: env.bounded_or("ROOM_POOL_TARGET", 10, 0..=10_000)?,
             // Pexip replicates in about 90 s; an hour means something else is wrong.
             ready_delay: env.seconds_within("ROOM_READY_DELAY_SECONDS", 90, 0..=3600)?,
@@ -278,6 +294,8 @@ mod tests {
         assert_eq!(s.delete_grace, Duration::from_secs(600));
         assert_eq!(s.persistent_prefixes, ["test_", "vkiosk_"]);
         assert_eq!(s.uui.allowed_hosts, ["id", "idtest", "iddev"]);
+        assert_eq!(s.claim_timeout, Duration::from_secs(10));
+        assert_eq!(s.record_max_age, Duration::from_secs(168 * 3600));
     }
 
     #[test]
@@ -303,6 +321,10 @@ mod tests {
             // Below the default BULK_CREATE_MAX (1000).
             (BULK_CREATE_MAX_PER_HOUR, "999"),
             (ROOM_AUTOMATIC_PARTICIPANTS, "7,agent"),
+            ("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "1"),
+            ("ALLOCATION_CLAIM_TIMEOUT_SECONDS", "601"),
+            ("ALLOCATION_RECORD_MAX_AGE_HOURS", "0"),
+            ("ALLOCATION_RECORD_MAX_AGE_HOURS", "a week"),
         ];
         for (name, value) in cases {
             let err = RoomSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();

@@ -50,7 +50,9 @@ use self::gate::Gate;
 pub use self::gate::Priority;
 pub use self::key::{KeyError, SigningKey};
 use self::models::ListPage;
-pub use self::models::{Alias, Conference, Deleted, LiveConference, LiveCounts, NewConference};
+pub use self::models::{
+    Alias, Conference, Deleted, LiveConference, LiveCounts, NewConference, naive_utc,
+};
 pub use self::paths::{AutomaticParticipantRef, ensure_not_collection_delete};
 use self::paths::{Resource, id_from_location};
 use self::stats::Counters;

@@ -57,6 +57,45 @@ pub struct Conference {
 }
 
 impl Conference {
+    /// The room a create made, as far as the request and its answer tell: Pexip answers a
+    /// create with 201, an empty body and a `Location` (docs/pexip.md §1.2), so
+    /// the id is known and everything else is what was sent. Not known without a read: the
+    /// aliases' ids (0 here) and Pexip's own creation time (`creation_time` is the creator's
+    /// clock when the answer came, within a round trip of Pexip's). The host PIN is left out.
+    pub fn as_created(
+        id: u64,
+        name: &str,
+        guest_pin: &str,
+        aliases: &[String],
+        tag: &str,
+        creation_time: Option<String>,
+    ) -> Self {
+        let uri = super::paths::Resource::Conference.detail(id);
+        Self {
+            id,
+            name: name.to_owned(),
+            service_type: "conference".to_owned(),
+            description: String::new(),
+            tag: tag.to_owned(),
+            pin: String::new(),
+            guest_pin: guest_pin.to_owned(),
+            allow_guests: true,
+            aliases: aliases
+                .iter()
+                .map(|alias| Alias {
+                    id: 0,
+                    alias: alias.clone(),
+                    conference: uri.clone(),
+                    description: String::new(),
+                    creation_time: creation_time.clone(),
+                })
+                .collect(),
+            creation_time,
+            resource_uri: Some(uri),
+            extra: Map::new(),
+        }
+    }
+
     /// The resource URIs of the automatic participants linked to the room. Pexip embeds
     /// each as a full object when it reads a conference (as it does aliases) and takes URIs
     /// when written; both shapes are read here (an object by its `resource_uri`, else its
@@ -80,6 +119,17 @@ impl Conference {
             })
             .collect()
     }
+}
+
+/// A time as Pexip writes it: naive UTC ISO-8601 with microseconds
+/// (`2024-03-05T14:31:06.145782`).
+pub fn naive_utc(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 /// A room alias (configuration `conference_alias`, or nested in a conference).

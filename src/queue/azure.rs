@@ -1,33 +1,27 @@
 //! The Azure Storage Queue backend on the official `azure_storage_queue` crate, and the
 //! mapping of its errors onto [`QueueError`].
 //!
-//! Authentication comes from [`StorageSettings`]: an account key signs every request through
-//! [`SharedKeyPolicy`] (plain http allowed, for Azurite), or the managed identity supplies
+//! Authentication comes from [`StorageSettings`] through [`crate::storage::Access`]: an account
+//! key signs every request (plain http allowed, for Azurite), or the managed identity supplies
 //! bearer tokens (the SDK then insists on https).
 //!
 //! REST reference: learn.microsoft.com/rest/api/storageservices/queue-service-rest-api.
 
 use std::sync::Arc;
 
-use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::HeaderName;
-use azure_core::http::{
-    ClientOptions, ExponentialRetryOptions, RetryOptions, StatusCode, Transport,
-};
-use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_core::http::{RetryOptions, StatusCode, Transport};
 use azure_storage_queue::models::{
     QueueClientGetPropertiesResultHeaders as _, QueueClientReceiveMessagesOptions,
     QueueClientSendMessageOptions, QueueMessage,
 };
 use azure_storage_queue::{QueueClient, QueueServiceClient, QueueServiceClientOptions};
-use secrecy::ExposeSecret as _;
 
-use super::shared_key::SharedKeyPolicy;
 use super::{QueueError, Receipt, ReceivedMessage};
 use crate::azure_sdk::describe;
-use crate::config::{STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
-use crate::telemetry::dependency::StorageService;
+use crate::config::StorageSettings;
+use crate::storage::{Access, Service, error_code, is_unavailable, retry_options};
 
 /// The two service clients of one account: the same endpoint and credentials, with and
 /// without the SDK's automatic retries.
@@ -46,86 +40,21 @@ pub(super) fn connect(
     settings: &StorageSettings,
     transport: Option<Transport>,
 ) -> Result<Clients, QueueError> {
-    let mut per_try_policies: Vec<Arc<dyn azure_core::http::policies::Policy>> = Vec::new();
-    let (endpoint, credential, setting) = match settings {
-        StorageSettings::ConnectionString {
-            account,
-            key,
-            queue_endpoint,
-        } => {
-            per_try_policies.push(Arc::new(SharedKeyPolicy::new(
-                account.as_str(),
-                key.expose_secret(),
-            )));
-            (queue_endpoint.clone(), None, STORAGE_CONNECTION)
-        }
-        StorageSettings::ManagedIdentity {
-            queue_service_uri,
-            client_id,
-        } => {
-            let credential =
-                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    client_options: ClientOptions {
-                        transport: transport.clone(),
-                        ..ClientOptions::default()
-                    },
-                }))
-                .map_err(|e| {
-                    QueueError::Config(format!(
-                        "{STORAGE_QUEUE_SERVICE_URI}: cannot set up the managed identity: {}",
-                        describe(&e)
-                    ))
-                })?;
-            let credential: Arc<dyn TokenCredential> = credential;
-            (
-                queue_service_uri.clone(),
-                Some(credential),
-                STORAGE_QUEUE_SERVICE_URI,
-            )
-        }
-        StorageSettings::InMemory => {
-            return Err(QueueError::Config(
-                "in-memory settings have no Azure client".to_owned(),
-            ));
-        }
-    };
-    // First of the per-try policies: each attempt (retries included) is one storage
-    // dependency in the telemetry, timed around the signing and the exchange.
-    per_try_policies.insert(
-        0,
-        crate::telemetry::dependency::StoragePolicy::new(StorageService::Queue, &endpoint),
-    );
+    let access = Access::new(settings, Service::Queue, transport).map_err(QueueError::Config)?;
     let client = |retry: RetryOptions| {
         QueueServiceClient::new(
-            endpoint.clone(),
-            credential.clone(),
+            access.endpoint.clone(),
+            access.credential.clone(),
             Some(QueueServiceClientOptions {
-                client_options: ClientOptions {
-                    retry,
-                    transport: transport.clone(),
-                    per_try_policies: per_try_policies.clone(),
-                    ..ClientOptions::default()
-                },
+                client_options: access.client_options(retry),
                 ..QueueServiceClientOptions::default()
             }),
         )
-        .map_err(|e| QueueError::Config(format!("{setting}: {}", describe(&e))))
+        .map_err(|e| QueueError::Config(format!("{}: {}", access.setting, describe(&e))))
     };
     Ok(Clients {
         retrying: client(retry_options())?,
         once: client(RetryOptions::none())?,
-    })
-}
-
-/// Few, quick retries: the callers (an HTTP request waiting for a room, a timer) prefer a
-/// fast `Unavailable` and their own next attempt over the SDK's default minute of retrying.
-fn retry_options() -> RetryOptions {
-    RetryOptions::exponential(ExponentialRetryOptions {
-        initial_delay: azure_core::time::Duration::milliseconds(200),
-        max_retries: 3,
-        max_total_elapsed: azure_core::time::Duration::seconds(10),
-        max_delay: azure_core::time::Duration::seconds(2),
     })
 }
 
@@ -275,14 +204,6 @@ impl AzureQueue {
     }
 }
 
-/// The service's `x-ms-error-code`, when the error is an HTTP response.
-fn error_code(e: &azure_core::Error) -> Option<&str> {
-    match e.kind() {
-        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
-        _ => None,
-    }
-}
-
 /// Classify an SDK error by what a caller can do about it.
 /// Error codes: learn.microsoft.com/rest/api/storageservices/queue-service-error-codes.
 pub(super) fn map_error(e: azure_core::Error) -> QueueError {
@@ -294,20 +215,11 @@ pub(super) fn map_error(e: azure_core::Error) -> QueueError {
             (Some("MessageNotFound"), _) => QueueError::MessageNotFound,
             (Some("QueueNotFound"), _) => QueueError::QueueNotFound,
             (_, StatusCode::Unauthorized | StatusCode::Forbidden) => QueueError::Unauthorized,
-            (_, status)
-                if u16::from(status) >= 500
-                    || matches!(
-                        status,
-                        StatusCode::RequestTimeout | StatusCode::TooManyRequests
-                    ) =>
-            {
-                QueueError::Unavailable(describe(&e))
-            }
+            _ if is_unavailable(&e) => QueueError::Unavailable(describe(&e)),
             _ => QueueError::Other(describe(&e)),
         },
-        ErrorKind::Connection | ErrorKind::Io => QueueError::Unavailable(describe(&e)),
         // No token (identity endpoint down or refusing): nothing works until it recovers.
-        ErrorKind::Credential => QueueError::Unavailable(describe(&e)),
+        _ if is_unavailable(&e) => QueueError::Unavailable(describe(&e)),
         _ => QueueError::Other(describe(&e)),
     }
 }

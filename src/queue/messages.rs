@@ -1,9 +1,13 @@
 //! The text formats of the two queues' messages.
 //!
-//! - Pool (`room-creation-queue`): `{"name":"<room>","id":<pexip id or null>}`. The older
-//!   Python service wrote the bare room name, which is still accepted.
-//! - Deletion (`room-deletion-queue`): `{"name","reason","first_enqueued"}` (RFC 3339); a bare
-//!   room name is accepted too.
+//! - Pool (`room-creation-queue`): `{"name":"<room>","id":<pexip id>,"guest_pin":"<pin>",
+//!   "aliases":["<alias>",…],"created":"<naive UTC>"}` — everything a create's answer needs, so
+//!   handing the room out costs Pexip one PATCH and no read. Earlier messages of this service
+//!   (`{"name","id"}`) and the older Python service's bare room names are still accepted; their
+//!   rooms are read from Pexip once when handed out.
+//! - Deletion (`room-deletion-queue`): `{"name","reason","first_enqueued","tag"}` (RFC 3339),
+//!   `reason` being `conference_ended` or `quarantine` (see [`QUARANTINE_REASON`]); a bare room
+//!   name is accepted too.
 //!
 //! A message that is neither is [`GarbledMessage`]: callers move it to the poison queue with
 //! a warning ([`super::Queue::move_to_poison`]) so it can never crash a run or loop forever.
@@ -36,6 +40,20 @@ pub struct PoolMessage {
     pub name: String,
     /// The Pexip conference id, when known (the older service's plain names have none).
     pub id: Option<u64>,
+    /// What the answer needs besides id and name, written by the refill that created the
+    /// room; `None` in messages written before it was (read the room from Pexip then).
+    pub room: Option<PooledRoom>,
+}
+
+/// The parts of a pooled room's answer that only its creator knows without asking Pexip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PooledRoom {
+    /// The guest PIN (what the citizen types).
+    pub guest_pin: String,
+    /// The alias dial strings, in the order they were created.
+    pub aliases: Vec<String>,
+    /// When the room was created (naive UTC, as Pexip writes times), by the creator's clock.
+    pub created: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,36 +61,96 @@ struct PoolWire<'a> {
     name: std::borrow::Cow<'a, str>,
     #[serde(default)]
     id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guest_pin: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aliases: Option<Vec<std::borrow::Cow<'a, str>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Longest alias Pexip stores.
+const MAX_ALIAS: usize = 250;
+
 impl PoolMessage {
-    /// The message text: `{"name":…,"id":…}` (`id` is `null` when unknown).
+    /// The message text: `{"name":…,"id":…}` plus, when known, `guest_pin`, `aliases` and
+    /// `created` (`id` is `null` when unknown).
     pub fn to_text(&self) -> String {
         serde_json::to_string(&PoolWire {
             name: self.name.as_str().into(),
             id: self.id,
+            guest_pin: self.room.as_ref().map(|r| r.guest_pin.as_str().into()),
+            aliases: self
+                .room
+                .as_ref()
+                .map(|r| r.aliases.iter().map(|a| a.as_str().into()).collect()),
+            created: self
+                .room
+                .as_ref()
+                .and_then(|r| r.created.as_deref())
+                .map(Into::into),
         })
-        .expect("a string and an integer always serialise")
+        .expect("strings and an integer always serialise")
     }
 
-    /// Parse our JSON, or a plain room name written by the older service.
+    /// Parse our JSON (either generation), or a plain room name written by the older service.
+    /// A message with only part of the room (a PIN without aliases, say) is read as one
+    /// without it: the room is then read from Pexip, never answered half-known.
     pub fn parse(text: &str) -> Result<Self, GarbledMessage> {
         let trimmed = text.trim();
         if trimmed.starts_with('{') {
             let wire: PoolWire<'_> = serde_json::from_str(trimmed)
                 .map_err(|e| GarbledMessage::new(format!("pool message is not valid JSON: {e}")))?;
             check_room_name(&wire.name)?;
+            let room = match (wire.id, wire.guest_pin, wire.aliases) {
+                (Some(_), Some(guest_pin), Some(aliases)) => {
+                    check_pooled_room(&guest_pin, &aliases)?;
+                    Some(PooledRoom {
+                        guest_pin: guest_pin.into_owned(),
+                        aliases: aliases.into_iter().map(|a| a.into_owned()).collect(),
+                        created: wire.created.map(|c| c.into_owned()),
+                    })
+                }
+                _ => None,
+            };
             return Ok(Self {
                 name: wire.name.into_owned(),
                 id: wire.id,
+                room,
             });
         }
         check_room_name(trimmed)?;
         Ok(Self {
             name: trimmed.to_owned(),
             id: None,
+            room: None,
         })
     }
+}
+
+/// A guest PIN as Pexip stores one (empty, or 4–20 digits with an optional final `#`) and
+/// aliases of printable text within Pexip's length.
+fn check_pooled_room(
+    guest_pin: &str,
+    aliases: &[std::borrow::Cow<'_, str>],
+) -> Result<(), GarbledMessage> {
+    let digits = guest_pin.strip_suffix('#').unwrap_or(guest_pin);
+    let pin_ok = guest_pin.is_empty()
+        || ((4..=20).contains(&guest_pin.len()) && digits.bytes().all(|b| b.is_ascii_digit()));
+    if !pin_ok {
+        // Never echo the PIN.
+        return Err(GarbledMessage::new(
+            "the pool message's guest PIN is malformed",
+        ));
+    }
+    let alias_ok =
+        |a: &str| (1..=MAX_ALIAS).contains(&a.chars().count()) && !a.chars().any(char::is_control);
+    if !aliases.iter().all(|a| alias_ok(a)) {
+        return Err(GarbledMessage::new(
+            "the pool message has a malformed alias",
+        ));
+    }
+    Ok(())
 }
 
 /// A room waiting to be deleted after its conference ended.
@@ -92,6 +170,11 @@ pub struct DeletionMessage {
 
 /// The reason given to a plain room name from the older service.
 pub const LEGACY_DELETION_REASON: &str = "legacy";
+
+/// The reason of a room set aside after a tagging PATCH that failed in a way that may still
+/// apply: it can never go back to the pool, and the garbage collector deletes it unless the
+/// call's allocation record names it (its `tag` is the tag that was attempted).
+pub const QUARANTINE_REASON: &str = "quarantine";
 
 #[derive(Serialize, Deserialize)]
 struct DeletionWire<'a> {
@@ -178,19 +261,51 @@ mod tests {
 
     use super::*;
 
+    fn pooled(guest_pin: &str, aliases: &[&str]) -> PooledRoom {
+        PooledRoom {
+            guest_pin: guest_pin.to_owned(),
+            aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+            created: Some("2026-01-02T03:04:05.678901".to_owned()),
+        }
+    }
+
     #[test]
-    fn pool_messages_are_json_with_name_and_id() {
+    fn pool_messages_carry_what_the_answer_needs() {
         let message = PoolMessage {
             name: "vmr-a1b2".to_owned(),
             id: Some(42),
+            room: Some(pooled("1234", &["vmr-a1b2", "vmr-a1b2@vc.example.com"])),
         };
-        assert_eq!(message.to_text(), r#"{"name":"vmr-a1b2","id":42}"#);
+        assert_eq!(
+            message.to_text(),
+            r#"{"name":"vmr-a1b2","id":42,"guest_pin":"1234","aliases":["vmr-a1b2","vmr-a1b2@vc.example.com"],"created":"2026-01-02T03:04:05.678901"}"#
+        );
         assert_eq!(PoolMessage::parse(&message.to_text()).unwrap(), message);
+    }
+
+    #[test]
+    fn pool_messages_of_the_earlier_generations_still_parse_without_the_room() {
+        let earlier = PoolMessage::parse(r#"{"name":"vmr-a1b2","id":42}"#).unwrap();
+        assert_eq!(
+            earlier,
+            PoolMessage {
+                name: "vmr-a1b2".to_owned(),
+                id: Some(42),
+                room: None
+            }
+        );
+        assert_eq!(earlier.to_text(), r#"{"name":"vmr-a1b2","id":42}"#);
         let unknown = PoolMessage {
             name: "vmr-a1b2".to_owned(),
             id: None,
+            room: None,
         };
         assert_eq!(unknown.to_text(), r#"{"name":"vmr-a1b2","id":null}"#);
+        // Half a room is no room: it is read from Pexip rather than answered half-known.
+        let half = PoolMessage::parse(r#"{"name":"r1","id":3,"guest_pin":"1234"}"#).unwrap();
+        assert_eq!(half.room, None);
+        let no_id = PoolMessage::parse(r#"{"name":"r1","guest_pin":"1234","aliases":["r1"]}"#);
+        assert_eq!(no_id.unwrap().room, None);
     }
 
     #[test]
@@ -199,7 +314,8 @@ mod tests {
             PoolMessage::parse("idim_room.42-x").unwrap(),
             PoolMessage {
                 name: "idim_room.42-x".to_owned(),
-                id: None
+                id: None,
+                room: None
             }
         );
         assert_eq!(PoolMessage::parse(r#"{"name":"r1"}"#).unwrap().id, None);
@@ -223,6 +339,10 @@ mod tests {
             r#"{"name":"ok","id":-1}"#,
             r#"{"name":"ok","id":"x"}"#,
             r#"["ok"]"#,
+            r#"{"name":"ok","id":1,"guest_pin":"12","aliases":["ok"]}"#,
+            r#"{"name":"ok","id":1,"guest_pin":"12ab","aliases":["ok"]}"#,
+            r#"{"name":"ok","id":1,"guest_pin":"1234","aliases":[""]}"#,
+            r#"{"name":"ok","id":1,"guest_pin":"1234","aliases":["a\u0000b"]}"#,
         ];
         for text in cases {
             assert!(PoolMessage::parse(text).is_err(), "{text:?} was accepted");
@@ -233,6 +353,9 @@ mod tests {
     fn garbled_reasons_never_echo_the_text() {
         let err = PoolMessage::parse("secret-ish text with spaces").unwrap_err();
         assert!(!err.to_string().contains("secret-ish"), "{err}");
+        let err = PoolMessage::parse(r#"{"name":"ok","id":1,"guest_pin":"98765x","aliases":[]}"#)
+            .unwrap_err();
+        assert!(!err.to_string().contains("98765"), "{err}");
     }
 
     #[test]
@@ -280,9 +403,15 @@ mod tests {
         fn any_valid_room_name_round_trips_through_both_formats(
             name in "[A-Za-z0-9_.-]{1,100}",
             id in proptest::option::of(any::<u64>()),
+            guest_pin in "[0-9]{4,20}",
         ) {
             prop_assume!(name != "." && name != "..");
-            let pool = PoolMessage { name: name.clone(), id };
+            let room = id.map(|_| PooledRoom {
+                guest_pin,
+                aliases: vec![name.clone(), format!("{name}@vc.example.com")],
+                created: None,
+            });
+            let pool = PoolMessage { name: name.clone(), id, room };
             prop_assert_eq!(PoolMessage::parse(&pool.to_text()).unwrap(), pool);
             prop_assert_eq!(PoolMessage::parse(&name).unwrap().name, name.clone());
             let deletion = DeletionMessage {

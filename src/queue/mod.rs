@@ -17,16 +17,16 @@
 mod azure;
 mod memory;
 pub mod messages;
-mod shared_key;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::http::Transport;
 
-pub use messages::{DeletionMessage, GarbledMessage, PoolMessage};
+pub use messages::{DeletionMessage, GarbledMessage, PoolMessage, PooledRoom, QUARANTINE_REASON};
 
 use crate::config::StorageSettings;
+use crate::storage::is_storage_name;
 
 /// The pool of ready rooms.
 pub const POOL_QUEUE: &str = "room-creation-queue";
@@ -156,7 +156,7 @@ impl QueueService {
     /// service's rules: 3–63 lowercase letters, digits and single hyphens, starting and
     /// ending with a letter or digit.
     pub fn queue(&self, name: &str) -> Result<Queue, QueueError> {
-        if !is_queue_name(name) {
+        if !is_storage_name(name) {
             return Err(QueueError::Other(format!(
                 "{name:?} is not a valid queue name"
             )));
@@ -171,19 +171,6 @@ impl QueueService {
             inner,
         })
     }
-}
-
-/// Azure queue names: 3–63 of `a-z`, `0-9`, `-`; starts and ends with a letter or digit; no
-/// `--`.
-fn is_queue_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-        && !name.contains("--")
 }
 
 /// One queue. Cheap to clone.
@@ -399,13 +386,13 @@ mod tests {
     #[test]
     fn poison_queues_take_the_functions_host_suffix() {
         assert_eq!(poison_name(POOL_QUEUE), "room-creation-queue-poison");
-        assert!(is_queue_name(&poison_name(DELETION_QUEUE)));
+        assert!(is_storage_name(&poison_name(DELETION_QUEUE)));
     }
 
     #[test]
     fn queue_names_follow_the_service_rules() {
         for good in ["abc", "room-creation-queue", "q1-2-3", &"a".repeat(63)] {
-            assert!(is_queue_name(good), "{good:?}");
+            assert!(is_storage_name(good), "{good:?}");
         }
         for bad in [
             "ab",
@@ -416,7 +403,7 @@ mod tests {
             "room_deletion_queue",
             &"a".repeat(64),
         ] {
-            assert!(!is_queue_name(bad), "{bad:?}");
+            assert!(!is_storage_name(bad), "{bad:?}");
             assert!(QueueService::in_memory().queue(bad).is_err(), "{bad:?}");
         }
     }
@@ -444,6 +431,7 @@ mod tests {
         assert!(service.is_in_memory());
         let azure = QueueService::connect(&StorageSettings::development(
             url::Url::parse(crate::config::DEV_QUEUE_ENDPOINT).unwrap(),
+            url::Url::parse(crate::config::DEV_BLOB_ENDPOINT).unwrap(),
         ))
         .unwrap();
         assert!(!azure.is_in_memory());

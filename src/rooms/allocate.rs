@@ -1,34 +1,52 @@
-//! Allocation: hand a ready room to a caller, idempotently per video call, and refill the pool.
+//! Allocation: hand a ready room to a caller, one room per video call across every instance,
+//! and refill the pool.
 //!
-//! The order is the safety argument: receive a pool message → **delete it** → check the room is
-//! untagged → PATCH the tag → answer. Only the caller whose delete succeeds owns the room, so a
-//! room can never reach two callers; a crash after the delete leaks a room, which the
-//! reconciler finds. The rejected alternative, PATCH first and delete after, can hand one room
-//! to two callers when the message reappears after a crash.
+//! The path a citizen waits on, at the floor of one Pexip round trip:
 //!
-//! The argument needs one message per room, so every pool send is at most once
-//! ([`crate::queue::Queue::send_once`]): the fault run caught an SDK retry of a send that had
-//! been stored (its answer lost when storage went away) putting a room in the pool twice, and
-//! two callers claiming it within the same few milliseconds. The "untagged" check cannot close
-//! that window: Pexip has no conditional update.
+//! 1. claim the call's allocation record (create-only) ∥ receive a pool message;
+//! 2. **delete the message** — whoever deletes it owns the room;
+//! 3. PATCH the room's tag ∥ record the room in the call's record (`tagging`);
+//! 4. answer; confirm `allocated` in the record in the background.
 //!
-//! Idempotency per video call: a create first looks for a room already tagged for the call.
-//! Two creates for the same call can both miss it; within one process they take turns (the
-//! second then finds the first's room), and across instances each re-reads the tag after
-//! tagging and the lowest id wins (see `settle_duplicates` for what that cannot close).
+//! The message carries what the answer needs (written by the refill from its create), so no
+//! room is read from Pexip; a repeated create for the call reads the record, not Pexip.
+//! Creates for one call in one process take turns first (`turns.rs`): for load, not safety.
+//!
+//! Why it is safe:
+//! - *One room, one caller.* Only the caller whose delete succeeds owns a room, and a room
+//!   never goes back to the pool once a PATCH for it was sent: a PATCH that failed in a way
+//!   that may still apply (timeout, 5xx, dropped connection) can land later, so the room goes
+//!   to *quarantine* (the deletion queue, with the tag that was attempted), and the garbage
+//!   collector deletes it unless the call's record names it. The fault that taught us this: a
+//!   gateway answered 504 and let the Management Node apply the PATCH four seconds later, after
+//!   the room had been requeued and handed to another caller. One message per room also
+//!   matters (see [`crate::queue::Queue::send_once`]): a duplicated message let two callers
+//!   claim one room within milliseconds.
+//! - *One call, one room.* The call's record is created only if absent, and changed only by
+//!   its owner, on condition that nobody else wrote since (see [`crate::locks`] for when the
+//!   owner may answer before confirming, and how a dead owner is taken over). The rejected
+//!   alternative — tag first, then look for other rooms with the same tag and let the lowest
+//!   id win — cannot see a racer that has not tagged yet: two instances gave one call two
+//!   rooms in 6 of 50 calls.
+//!
+//! Deleting the message before tagging means a crash in between leaks a room (the reconciler
+//! finds it); for identity verification a leak is the lesser harm.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::stats::Counters;
 use super::{Inner, RoomService, RoomsError};
 use crate::domain::VideoCall;
-use crate::pexip::{Conference, PexipError};
-use crate::queue::{PoolMessage, QueueError, ReceivedMessage};
+use crate::locks::{Claim, Claimed, HeldRoom, LockError, RecordState, Stale, Waited};
+use crate::pexip::{Conference, PexipError, naive_utc};
+use crate::queue::{
+    DeletionMessage, PoolMessage, PooledRoom, QUARANTINE_REASON, QueueError, ReceivedMessage,
+};
 
 /// How long a received pool message stays invisible while we claim it. Long enough for the
 /// delete that follows; if we die before it, the room is back in the pool this soon.
@@ -37,6 +55,9 @@ const CLAIM_VISIBILITY: Duration = Duration::from_secs(30);
 const MAX_POOL_TRIES: usize = 5;
 /// Rooms created at once by a refill; the Pexip client's cap bounds the real concurrency.
 const REFILL_CONCURRENCY: usize = 5;
+/// Steps of one allocation (claim, wait, take over, fill) before giving up: each normally
+/// happens once; more means the call's record keeps changing hands.
+const MAX_STEPS: usize = 6;
 
 /// Where an allocated room came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,154 +77,415 @@ pub struct Allocation {
     pub source: AllocationSource,
 }
 
-/// What became of one pool message.
-enum Claim {
-    /// The room is ours and tagged.
+/// The next step of an allocation.
+enum Step {
+    /// Answer the caller.
+    Answer(Allocation),
+    /// This attempt owns the call: find it a room (with a pool message already received, if
+    /// any).
+    Fill(Claim, Option<Result<Option<ReceivedMessage>, QueueError>>),
+    /// Someone else owns the call: wait for its outcome.
+    Wait(crate::locks::Sighting),
+    /// Look at the call's record afresh (it changed hands under us).
+    Claim,
+}
+
+/// How trying one pool room ended.
+enum Tried {
+    /// The room is the caller's.
     Won(Box<Conference>),
-    /// Not usable (someone else owns it, gone, already tagged, garbled): try the next one.
+    /// Not usable (garbled, someone else's message, gone, already tagged, or quarantined after
+    /// a PATCH that may still apply): try the next one.
     Skipped,
+    /// Another attempt took the call over: its outcome is the answer.
+    Lost,
 }
 
 impl RoomService {
-    /// Give the caller of `call` a room tagged with the call's tag URL.
+    /// Give the caller of `call` a room tagged with the call's tag URL: the room the call
+    /// already has, or a new one.
     pub async fn allocate(&self, call: &VideoCall) -> Result<Allocation, RoomsError> {
         let tag = call.tag(&self.inner.settings.uui.template);
-        // Creates for one video call take turns in this process: the second finds the room
-        // the first tagged instead of taking another one.
+        let locks = &self.inner.locks;
+        // A second create for the call in this process waits here, then reads the record once.
         let _turn = self.inner.tag_turns.take(&tag).await;
-        // The tag lookup (idempotency) runs beside the pop so the common path pays no extra
-        // round trip.
-        let (existing, popped) = tokio::join!(self.find_tagged(&tag), self.pop());
-        match existing {
-            Ok(Some(conference)) => {
-                if let Ok(Some(message)) = popped {
-                    self.release(&message).await;
-                }
-                Counters::add(&self.inner.stats.allocations_existing, 1);
-                tracing::info!(room.name = %conference.name, "video call already has a room");
-                return Ok(Allocation {
-                    conference,
-                    source: AllocationSource::Existing,
-                });
-            }
-            Ok(None) => {}
-            Err(e) => {
-                if let Ok(Some(message)) = popped {
-                    self.release(&message).await;
-                }
-                return Err(e.into());
-            }
-        }
-
-        let mut next = match popped {
-            Ok(message) => message,
-            Err(e) => {
-                // The pool is unreachable; a room created on the spot still serves the caller.
-                tracing::warn!(error = %e, "pool queue unavailable; creating a room directly");
-                None
+        // The claim runs beside the pop, so the common path pays no extra round trip.
+        let (claimed, popped) = tokio::join!(locks.claim(&tag), self.pop());
+        let mut step = match claimed {
+            Ok(Claimed::Owned(claim)) => Step::Fill(claim, Some(popped)),
+            other => {
+                self.release_popped(popped).await;
+                self.step_of(other?)?
             }
         };
+        for _ in 0..MAX_STEPS {
+            step = match step {
+                Step::Answer(allocation) => return Ok(allocation),
+                Step::Fill(claim, popped) => {
+                    let popped = match popped {
+                        Some(popped) => popped,
+                        None => self.pop().await,
+                    };
+                    self.fill(claim, popped).await?
+                }
+                Step::Wait(sighting) => match locks.wait(&tag, sighting).await? {
+                    Waited::Allocated(room) => Step::Answer(self.existing(room)?),
+                    Waited::Owned(claim) => Step::Fill(claim, None),
+                    Waited::Stale(stale) => self.take_over(&tag, stale).await?,
+                },
+                Step::Claim => self.step_of(locks.claim(&tag).await?)?,
+            };
+        }
+        match step {
+            Step::Answer(allocation) => Ok(allocation),
+            _ => Err(RoomsError::Lock(LockError::Other(
+                "the video call's allocation kept changing hands; try again".to_owned(),
+            ))),
+        }
+    }
+
+    fn step_of(&self, claimed: Claimed) -> Result<Step, RoomsError> {
+        Ok(match claimed {
+            Claimed::Owned(claim) => Step::Fill(claim, None),
+            Claimed::Allocated(room) => Step::Answer(self.existing(room)?),
+            Claimed::Busy(sighting) => Step::Wait(sighting),
+        })
+    }
+
+    /// The answer for a call that already has `room`.
+    fn existing(&self, room: HeldRoom) -> Result<Allocation, RoomsError> {
+        let conference: Conference = serde_json::from_value(room.view).map_err(|e| {
+            RoomsError::Lock(LockError::Other(format!(
+                "the allocation record's room cannot be read: {e}"
+            )))
+        })?;
+        Counters::add(&self.inner.stats.allocations_existing, 1);
+        tracing::info!(room.name = %conference.name, "video call already has a room");
+        Ok(Allocation {
+            conference,
+            source: AllocationSource::Existing,
+        })
+    }
+
+    /// Find a room for the call `claim` owns: pool rooms first, then a new one.
+    async fn fill(
+        &self,
+        mut claim: Claim,
+        popped: Result<Option<ReceivedMessage>, QueueError>,
+    ) -> Result<Step, RoomsError> {
+        let mut next = popped.unwrap_or_else(|e| {
+            // The pool is unreachable; a room created on the spot still serves the caller.
+            tracing::warn!(error = %e, "pool queue unavailable; creating a room directly");
+            None
+        });
         for _ in 0..MAX_POOL_TRIES {
             let Some(message) = next.take() else { break };
-            if let Claim::Won(conference) = self.claim(message, &tag).await? {
-                self.spawn_replenish(1);
-                return Ok(self
-                    .settle_duplicates(*conference, &tag, AllocationSource::Pool)
-                    .await);
+            match self.try_pool_room(&mut claim, message).await {
+                Ok(Tried::Won(conference)) => {
+                    self.spawn_replenish(1);
+                    Counters::add(&self.inner.stats.allocations, 1);
+                    tracing::info!(room.name = %conference.name, "room allocated from the pool");
+                    return Ok(Step::Answer(Allocation {
+                        conference: *conference,
+                        source: AllocationSource::Pool,
+                    }));
+                }
+                Ok(Tried::Skipped) => {}
+                Ok(Tried::Lost) => return Ok(Step::Claim),
+                Err(e) => {
+                    self.give_up(claim).await;
+                    return Err(e);
+                }
             }
             next = self.pop().await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "pool queue unavailable while retrying");
                 None
             });
         }
-
-        Counters::add(&self.inner.stats.pool_empty_fallbacks, 1);
-        tracing::warn!("pool empty: creating a room synchronously");
-        let conference = self.create_room(&self.inner.pexip, &tag).await?;
-        self.spawn_top_up();
-        Ok(self
-            .settle_duplicates(conference, &tag, AllocationSource::Created)
-            .await)
+        self.create_for(claim).await
     }
 
-    /// After tagging `ours`: if a create for the same call on another instance tagged a room
-    /// too, both must answer the same one. The rule is "lowest id wins" (what
-    /// [`Self::find_tagged`] answers as well): a loser answers the winner's room and deletes
-    /// its own in the background. The loser's room is never put back in the pool: an
-    /// idempotent create may already have handed it out, so only deleting it is safe.
-    ///
-    /// This closes the race when each side sees the other's tag. It cannot when one side
-    /// checked before the other tagged (Pexip has no compare-and-set, and only a uniqueness
-    /// constraint could serve as a lock); the two calls then keep one room each, and no room
-    /// ever reaches two different calls either way.
-    async fn settle_duplicates(
+    /// Try to make one pool room the call's.
+    async fn try_pool_room(
         &self,
-        ours: Conference,
-        tag: &str,
-        source: AllocationSource,
-    ) -> Allocation {
-        let winner = match self.find_tagged(tag).await {
-            Ok(winner) => winner,
-            Err(e) => {
-                // The room is tagged and ours; not knowing about a duplicate is no reason to
-                // fail the caller.
-                tracing::warn!(room.name = %ours.name, error = %e, "could not check for a duplicate allocation");
-                None
+        claim: &mut Claim,
+        message: ReceivedMessage,
+    ) -> Result<Tried, RoomsError> {
+        let pool = &self.inner.pool;
+        let Ok(entry) = PoolMessage::parse(&message.text) else {
+            tracing::warn!("garbled pool message moved to the poison queue");
+            if let Err(e) = pool.move_to(&message, &self.inner.pool_poison).await {
+                tracing::warn!(error = %e, "could not move a garbled pool message");
             }
+            return Ok(Tried::Skipped);
         };
-        match winner {
-            Some(winner) if winner.id < ours.id && winner.tag == tag => {
-                Counters::add(&self.inner.stats.allocations_existing, 1);
-                Counters::add(&self.inner.stats.duplicates_released, 1);
-                tracing::warn!(
-                    room.name = %winner.name,
-                    room.released = %ours.name,
-                    "another instance allocated a room for this video call at the same time; answering its room"
-                );
-                self.spawn_release_duplicate(ours);
-                Allocation {
-                    conference: winner,
-                    source: AllocationSource::Existing,
-                }
+        match pool.delete(&message.receipt).await {
+            Ok(()) => {}
+            // Our claim expired and someone else received the message: the room is theirs.
+            Err(QueueError::StaleReceipt | QueueError::MessageNotFound) => {
+                return Ok(Tried::Skipped);
             }
-            _ => {
-                Counters::add(&self.inner.stats.allocations, 1);
-                if source == AllocationSource::Pool {
-                    tracing::info!(room.name = %ours.name, "room allocated from the pool");
+            Err(e) => return Err(e.into()),
+        }
+        // From here the room is ours alone.
+        let Some(mut room) = self.pooled_room(&entry).await? else {
+            return Ok(Tried::Skipped);
+        };
+        let tag = claim.tag().to_owned();
+        // What the caller will be answered: the room with the call's tag.
+        room.tag.clone_from(&tag);
+        let held = held_room(&room)?;
+        let patch = json!({ "tag": tag });
+        let (patched, recorded) = tokio::join!(
+            self.inner.pexip.patch_conference(room.id, &patch),
+            self.inner
+                .locks
+                .record(claim, RecordState::Tagging { room: held.clone() }),
+        );
+        match patched {
+            Ok(()) => {}
+            // Gone: nothing was tagged, nothing to set aside.
+            Err(PexipError::NotFound) => {
+                tracing::info!(room.name = %room.name, "pooled room no longer exists; skipped");
+                return match recorded {
+                    Ok(()) => Ok(Tried::Skipped),
+                    Err(LockError::Changed) => Ok(Tried::Lost),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            Err(e) => {
+                // It may still be applied (or was, and the answer got lost): never back in
+                // the pool. Quarantine it and replace it.
+                self.quarantine(&room.name, &tag).await;
+                self.spawn_replenish(1);
+                tracing::warn!(room.name = %room.name, error = %e, "tagging failed; room quarantined");
+                return match recorded {
+                    Err(LockError::Changed) => Ok(Tried::Lost),
+                    Err(record_error) => Err(record_error.into()),
+                    // Pexip may be struggling with this room only: try the next one. A
+                    // definite refusal (credentials, validation) would refuse every room.
+                    Ok(()) if e.may_have_applied() => Ok(Tried::Skipped),
+                    Ok(()) => Err(e.into()),
+                };
+            }
+        }
+        if let Err(e) = recorded {
+            // Tagged for the call, but not recorded as the call's (someone took the call
+            // over, or the record could not be written): it must not be answered, and it
+            // must not go back to the pool.
+            self.quarantine(&room.name, &tag).await;
+            self.spawn_replenish(1);
+            return match e {
+                LockError::Changed => Ok(Tried::Lost),
+                e => Err(e.into()),
+            };
+        }
+        let allocated = RecordState::Allocated { room: held };
+        if self.inner.locks.is_fresh(claim) {
+            // No takeover can have happened yet: answer now, confirm in the background.
+            let (locks, mut confirm) = (self.inner.locks.clone(), claim.clone());
+            self.inner.tasks.spawn(async move {
+                if let Err(e) = locks.record(&mut confirm, allocated).await {
+                    // Waiters see `tagging` until they take over, find the room tagged for
+                    // the call, and adopt it.
+                    tracing::warn!(error = %e, "could not confirm an allocation record");
                 }
-                Allocation {
-                    conference: ours,
-                    source,
+            });
+            return Ok(Tried::Won(Box::new(room)));
+        }
+        // Slow: someone may have taken over. The conditional write says whether.
+        match self.inner.locks.record(claim, allocated).await {
+            Ok(()) => Ok(Tried::Won(Box::new(room))),
+            Err(e) => {
+                self.quarantine(&room.name, &tag).await;
+                self.spawn_replenish(1);
+                match e {
+                    LockError::Changed => Ok(Tried::Lost),
+                    e => Err(e.into()),
                 }
             }
         }
     }
 
-    /// Delete a room that lost a duplicate allocation, unless a conference runs in it.
-    fn spawn_release_duplicate(&self, room: Conference) {
-        let background = self.inner.pexip.background();
-        self.inner.tasks.spawn(async move {
-            match background.is_live(&room.name).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    tracing::warn!(room.name = %room.name, "duplicate room is live; kept");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(room.name = %room.name, error = %e, "could not check a duplicate room; kept for the GC");
-                    return;
-                }
+    /// The room a pool message stands for: from the message itself, or (for messages written
+    /// before they carried the room) read once from Pexip. `None`: gone, or already tagged.
+    async fn pooled_room(&self, entry: &PoolMessage) -> Result<Option<Conference>, RoomsError> {
+        if let (
+            Some(id),
+            Some(PooledRoom {
+                guest_pin,
+                aliases,
+                created,
+            }),
+        ) = (entry.id, &entry.room)
+        {
+            return Ok(Some(Conference::as_created(
+                id,
+                &entry.name,
+                guest_pin,
+                aliases,
+                "",
+                created.clone(),
+            )));
+        }
+        let pexip = &self.inner.pexip;
+        let found = match entry.id {
+            Some(id) => match pexip.get_conference(id).await {
+                Ok(c) => Ok(Some(c)),
+                Err(PexipError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => pexip.find_conference(&entry.name).await,
+        };
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                // Nothing was sent to the room: it can go back to the pool.
+                self.requeue(entry).await;
+                return Err(e.into());
             }
-            if let Err(e) = background.delete_conference(room.id).await {
-                tracing::warn!(room.name = %room.name, error = %e, "could not delete a duplicate room");
-            }
-        });
+        };
+        let Some(mut conference) = found.filter(|c| c.name == entry.name) else {
+            tracing::info!(room.name = %entry.name, "pooled room no longer exists; skipped");
+            return Ok(None);
+        };
+        if !conference.tag.is_empty() {
+            // Never hand out a room that is already someone's, whatever the queue says.
+            tracing::warn!(room.name = %conference.name, "pooled room already tagged; skipped");
+            return Ok(None);
+        }
+        // The answer never carries the host PIN; neither does the record.
+        conference.pin.clear();
+        Ok(Some(conference))
     }
 
-    /// The room already tagged for this call, if any (lowest id wins if several).
-    async fn find_tagged(&self, tag: &str) -> Result<Option<Conference>, PexipError> {
-        let rooms = self.inner.pexip.list_conferences(&[("tag", tag)]).await?;
-        Ok(rooms.into_iter().min_by_key(|c| c.id))
+    /// The pool had no usable room: create one for the call, tagged in the create itself.
+    async fn create_for(&self, mut claim: Claim) -> Result<Step, RoomsError> {
+        Counters::add(&self.inner.stats.pool_empty_fallbacks, 1);
+        tracing::warn!("pool empty: creating a room synchronously");
+        self.spawn_top_up();
+        let tag = claim.tag().to_owned();
+        let new = match self.new_room(&tag) {
+            Ok(new) => new,
+            Err(e) => {
+                self.give_up(claim).await;
+                return Err(e);
+            }
+        };
+        let id = match self.inner.pexip.create_conference_id(&new).await {
+            Ok(id) => id,
+            Err(e) => {
+                if e.may_have_applied() {
+                    // The client looked for it and did not find it, but a create that lands
+                    // late would carry the call's tag: set the name aside.
+                    self.quarantine(&new.name, &tag).await;
+                }
+                self.give_up(claim).await;
+                return Err(e.into());
+            }
+        };
+        let room = Conference::as_created(
+            id,
+            &new.name,
+            &new.guest_pin,
+            &new.aliases,
+            &tag,
+            Some(naive_utc(OffsetDateTime::now_utc())),
+        );
+        // Created with the tag: nothing is left that could fail, so record it as the call's.
+        let allocated = RecordState::Allocated {
+            room: held_room(&room)?,
+        };
+        match self.inner.locks.record(&mut claim, allocated).await {
+            Ok(()) => {
+                Counters::add(&self.inner.stats.allocations, 1);
+                tracing::info!(room.name = %room.name, "room created for the video call");
+                Ok(Step::Answer(Allocation {
+                    conference: room,
+                    source: AllocationSource::Created,
+                }))
+            }
+            Err(e) => {
+                self.quarantine(&room.name, &tag).await;
+                match e {
+                    LockError::Changed => Ok(Step::Claim),
+                    e => {
+                        self.give_up(claim).await;
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take over a call whose owner stopped making progress.
+    async fn take_over(&self, tag: &str, stale: Stale) -> Result<Step, RoomsError> {
+        let locks = &self.inner.locks;
+        let Some(room) = stale.room.clone() else {
+            // It never got as far as a room.
+            return Ok(match locks.take_over(stale, RecordState::Claiming).await? {
+                Some(claim) => Step::Fill(claim, None),
+                None => Step::Claim,
+            });
+        };
+        // The owner stopped while tagging `room`. Its PATCH had applied if it answered the
+        // room (it answers only after a successful PATCH): a room tagged for the call may
+        // have been answered, so it is adopted; any other cannot have been.
+        let current = match self.inner.pexip.get_conference(room.id).await {
+            Ok(current) => Some(current),
+            Err(PexipError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if current.as_ref().is_some_and(|c| c.tag == tag) {
+            let adopted = RecordState::Allocated { room: room.clone() };
+            return Ok(match locks.take_over(stale, adopted).await? {
+                Some(_) => {
+                    tracing::info!(room.name = %room.name, "adopted the room of a stalled allocation");
+                    Step::Answer(self.existing(room)?)
+                }
+                None => Step::Claim,
+            });
+        }
+        Ok(match locks.take_over(stale, RecordState::Claiming).await? {
+            Some(claim) => {
+                if current.is_some_and(|c| c.tag.is_empty()) {
+                    // Its PATCH may still land: set it aside.
+                    self.quarantine(&room.name, tag).await;
+                }
+                Step::Fill(claim, None)
+            }
+            None => Step::Claim,
+        })
+    }
+
+    /// The allocation failed before any room became the call's: give the claim up so the
+    /// next create for the call need not wait for it to go stale.
+    async fn give_up(&self, claim: Claim) {
+        if let Err(e) = self.inner.locks.release(claim).await {
+            tracing::warn!(error = %e, "could not release an allocation record");
+        }
+    }
+
+    /// Set a room aside for deletion: a PATCH with the call's `tag` may have reached it, so
+    /// it never goes back to the pool. The garbage collector deletes it after the grace
+    /// period unless it is live or the call's record names it. If even this fails the room
+    /// is leaked (logged).
+    async fn quarantine(&self, name: &str, tag: &str) {
+        Counters::add(&self.inner.stats.rooms_quarantined, 1);
+        let message = DeletionMessage {
+            name: name.to_owned(),
+            reason: QUARANTINE_REASON.to_owned(),
+            first_enqueued: OffsetDateTime::now_utc(),
+            tag: Some(tag.to_owned()),
+        };
+        if let Err(e) = self
+            .inner
+            .deletion
+            .send(&message.to_text(), self.inner.settings.delete_grace)
+            .await
+        {
+            tracing::warn!(room.name = %name, error = %e, "could not quarantine a room; it is leaked");
+        }
     }
 
     async fn pop(&self) -> Result<Option<ReceivedMessage>, QueueError> {
@@ -217,7 +499,8 @@ impl RoomService {
     }
 
     /// Make a popped message visible again (we did not need it).
-    async fn release(&self, message: &ReceivedMessage) {
+    async fn release_popped(&self, popped: Result<Option<ReceivedMessage>, QueueError>) {
+        let Ok(Some(message)) = popped else { return };
         if let Err(e) = self
             .inner
             .pool
@@ -229,66 +512,8 @@ impl RoomService {
         }
     }
 
-    async fn claim(&self, message: ReceivedMessage, tag: &str) -> Result<Claim, RoomsError> {
-        let pool = &self.inner.pool;
-        let Ok(entry) = PoolMessage::parse(&message.text) else {
-            tracing::warn!("garbled pool message moved to the poison queue");
-            if let Err(e) = pool.move_to(&message, &self.inner.pool_poison).await {
-                tracing::warn!(error = %e, "could not move a garbled pool message");
-            }
-            return Ok(Claim::Skipped);
-        };
-        match pool.delete(&message.receipt).await {
-            Ok(()) => {}
-            // Our claim expired and someone else received the message: the room is theirs.
-            Err(QueueError::StaleReceipt | QueueError::MessageNotFound) => {
-                return Ok(Claim::Skipped);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        // From here the room is ours alone. Anything that fails puts it back in the pool.
-        match self.tag_claimed(&entry, tag).await {
-            Ok(claim) => Ok(claim),
-            Err(e) => {
-                self.requeue(&entry).await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn tag_claimed(&self, entry: &PoolMessage, tag: &str) -> Result<Claim, RoomsError> {
-        let pexip = &self.inner.pexip;
-        let found = match entry.id {
-            Some(id) => match pexip.get_conference(id).await {
-                Ok(c) => Some(c),
-                Err(PexipError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => pexip.find_conference(&entry.name).await?,
-        };
-        let Some(mut conference) = found.filter(|c| c.name == entry.name) else {
-            tracing::info!(room.name = %entry.name, "pooled room no longer exists; skipped");
-            return Ok(Claim::Skipped);
-        };
-        if !conference.tag.is_empty() {
-            // Never hand out a room that is already someone's, whatever the queue says.
-            tracing::warn!(room.name = %conference.name, "pooled room already tagged; skipped");
-            return Ok(Claim::Skipped);
-        }
-        match pexip
-            .patch_conference(conference.id, &json!({ "tag": tag }))
-            .await
-        {
-            Ok(()) => {}
-            Err(PexipError::NotFound) => return Ok(Claim::Skipped),
-            Err(e) => return Err(e.into()),
-        }
-        conference.tag = tag.to_owned();
-        Ok(Claim::Won(Box::new(conference)))
-    }
-
-    /// Put a claimed room back in the pool. If this fails too the room is leaked, and the
-    /// reconciler will find it.
+    /// Put a claimed room that nothing was sent to back in the pool. If this fails too the
+    /// room is leaked, and the reconciler will find it.
     pub(super) async fn requeue(&self, entry: &PoolMessage) {
         // At most once: a second message for the room would let two callers claim it.
         if let Err(e) = self
@@ -340,23 +565,30 @@ impl RoomService {
 
     async fn create_pool_room(&self) -> bool {
         let background = self.inner.pexip.background();
-        // The pool message needs only the name and the id: no read-back of the new room.
-        let created = match self.new_room("") {
-            Ok(new) => background
-                .create_conference_id(&new)
-                .await
-                .map(|id| (new.name, id))
-                .map_err(RoomsError::from),
-            Err(e) => Err(e),
-        };
-        let (name, id) = match created {
-            Ok(created) => created,
+        let new = match self.new_room("") {
+            Ok(new) => new,
             Err(e) => {
                 tracing::warn!(error = %e, "could not create a pool room");
                 return false;
             }
         };
-        let entry = PoolMessage { name, id: Some(id) };
+        // One request: the message needs the id (from the 201's Location) and what we sent.
+        let id = match background.create_conference_id(&new).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not create a pool room");
+                return false;
+            }
+        };
+        let entry = PoolMessage {
+            name: new.name,
+            id: Some(id),
+            room: Some(PooledRoom {
+                guest_pin: new.guest_pin,
+                aliases: new.aliases,
+                created: Some(naive_utc(OffsetDateTime::now_utc())),
+            }),
+        };
         // Invisible until Pexip has replicated the room to its Conferencing Nodes. Sent at
         // most once: a send retried after it was stored but its answer lost would put the
         // room in the pool twice, and two callers could then claim it at the same moment.
@@ -378,6 +610,20 @@ impl RoomService {
             }
         }
     }
+}
+
+/// A room as the call's record keeps it: the answer's view, never the host PIN.
+fn held_room(room: &Conference) -> Result<HeldRoom, RoomsError> {
+    let mut view = room.clone();
+    view.pin.clear();
+    view.extra.clear();
+    let view = serde_json::to_value(&view)
+        .map_err(|e| RoomsError::Lock(LockError::Other(format!("cannot encode the room: {e}"))))?;
+    Ok(HeldRoom {
+        id: room.id,
+        name: room.name.clone(),
+        view,
+    })
 }
 
 /// Pool rooms a refill will create, counted in `pool_creating` from the moment the refill
@@ -419,52 +665,5 @@ impl Drop for Pending {
         self.inner
             .pool_creating
             .fetch_sub(*self.left.get_mut(), Ordering::AcqRel);
-    }
-}
-
-/// Turns per video call (tag URL) in this process: allocations for the same call run one
-/// after the other. Entries live only while someone holds or awaits a turn.
-#[derive(Default)]
-pub(super) struct TagTurns {
-    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// One allocation's turn; the next waiter for the same tag goes when it drops.
-pub(super) struct Turn<'a> {
-    turns: &'a TagTurns,
-    tag: String,
-    slot: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl TagTurns {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
-        // Every critical section is a map operation that cannot panic halfway.
-        self.turns
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    pub(super) async fn take(&self, tag: &str) -> Turn<'_> {
-        let slot = self.map().entry(tag.to_owned()).or_default().clone();
-        let guard = slot.clone().lock_owned().await;
-        Turn {
-            turns: self,
-            tag: tag.to_owned(),
-            slot,
-            guard: Some(guard),
-        }
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut map = self.turns.map();
-        // The map's Arc and ours are the only ones left: nobody waits, so forget the tag.
-        // New waiters clone under the map lock, so this check cannot race with them.
-        if Arc::strong_count(&self.slot) == 2 {
-            map.remove(&self.tag);
-        }
     }
 }

@@ -6,8 +6,11 @@
 //! client's bounded concurrency, so Pexip latency, not round trips per room, sets the pace.
 //!
 //! Per room: persistent → never touched; live again → deferred by the grace period; gone →
-//! done; not ours, or re-tagged since the event → left alone; otherwise deleted (404 = done).
-//! A message that keeps failing is moved to the poison queue after `GC_MAX_DEQUEUE` tries.
+//! done; not ours, or re-tagged since the event → left alone; otherwise deleted (404 = done),
+//! and its call's allocation record with it. A *quarantined* room (a tagging PATCH that may
+//! still apply was sent to it) is deleted unless its call's record names it: then it is the
+//! call's room after all. A message that keeps failing is moved to the poison queue after
+//! `GC_MAX_DEQUEUE` tries.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -20,7 +23,7 @@ use tokio::time::Instant;
 use super::RoomService;
 use super::stats::Counters;
 use crate::pexip::{Conference, Deleted};
-use crate::queue::{DeletionMessage, ReceivedMessage};
+use crate::queue::{DeletionMessage, QUARANTINE_REASON, ReceivedMessage};
 
 /// Messages per receive (the service maximum).
 const BATCH: u8 = 32;
@@ -55,6 +58,8 @@ pub struct GcReport {
     pub skipped_persistent: usize,
     /// Rooms that are not ours or were re-tagged since the event.
     pub skipped_not_ours: usize,
+    /// Quarantined rooms kept because their call's allocation record names them.
+    pub quarantine_kept: usize,
     /// Messages moved to the poison queue (garbled or failed too often).
     pub poisoned: usize,
     /// Rooms whose deletion failed; their messages come back for another try.
@@ -68,10 +73,15 @@ pub struct GcReport {
 }
 
 /// One room's messages in a batch.
+#[derive(Default)]
 struct Group {
     messages: Vec<ReceivedMessage>,
     /// The tag the room had when its conference ended, if the event said.
     tag: Option<String>,
+    /// Whether a message says its conference ended (not only that it was quarantined).
+    ended: bool,
+    /// The tag a tagging PATCH attempted, when the room was quarantined.
+    quarantined_for: Option<String>,
 }
 
 /// What happened to one room.
@@ -80,6 +90,8 @@ enum Outcome {
     Gone,
     DeferLive,
     NotOurs,
+    /// Quarantined, but its call's record names it: the call's room.
+    Kept,
     Failed,
 }
 
@@ -185,11 +197,13 @@ impl RoomService {
                 early.push((message, None));
                 continue;
             }
-            let group = groups.entry(entry.name.clone()).or_insert_with(|| Group {
-                messages: Vec::new(),
-                tag: None,
-            });
-            group.tag = group.tag.take().or(entry.tag);
+            let group = groups.entry(entry.name.clone()).or_default();
+            if entry.reason == QUARANTINE_REASON {
+                group.quarantined_for = group.quarantined_for.take().or(entry.tag);
+            } else {
+                group.ended = true;
+                group.tag = group.tag.take().or(entry.tag);
+            }
             group.messages.push(message);
         }
         let mut updates: Vec<(&ReceivedMessage, Option<Duration>)> = Vec::new();
@@ -230,7 +244,7 @@ impl RoomService {
             .collect();
         let outcomes: Vec<(String, Group, Outcome)> = futures::stream::iter(work)
             .map(|(name, group, room)| async move {
-                let outcome = self.settle(&name, group.tag.as_deref(), room, live).await;
+                let outcome = self.settle(&name, &group, room, live).await;
                 (name, group, outcome)
             })
             .buffer_unordered(DELETE_CONCURRENCY)
@@ -268,6 +282,11 @@ impl RoomService {
                     updates.push((first, None));
                     settled.insert(name.clone());
                 }
+                Outcome::Kept => {
+                    report.quarantine_kept += 1;
+                    updates.push((first, None));
+                    settled.insert(name.clone());
+                }
             }
             report.duplicates += rest.len();
             updates.extend(rest.iter().map(|m| (m, None)));
@@ -292,7 +311,7 @@ impl RoomService {
     async fn settle(
         &self,
         name: &str,
-        event_tag: Option<&str>,
+        group: &Group,
         room: Option<Conference>,
         live: &HashSet<String>,
     ) -> Outcome {
@@ -303,11 +322,48 @@ impl RoomService {
         let Some(room) = room else {
             return Outcome::Gone;
         };
+        if let (false, Some(attempted)) = (group.ended, group.quarantined_for.as_deref()) {
+            return self.settle_quarantined(room, attempted).await;
+        }
+        let event_tag = group.tag.as_deref();
         let retagged = event_tag.is_some_and(|t| !t.is_empty() && t != room.tag);
         if retagged || !self.is_ours(&room.name, &room.tag) {
             tracing::warn!(room.name = %name, "room is not ours or was re-tagged since its conference ended; not deleted");
             return Outcome::NotOurs;
         }
+        let outcome = self
+            .delete_now(&room, "room deleted after its conference ended")
+            .await;
+        if matches!(outcome, Outcome::Deleted | Outcome::Gone) && !room.tag.is_empty() {
+            self.forget_record(&room).await;
+        }
+        outcome
+    }
+
+    /// A quarantined room: deleted unless the call it was being tagged for holds it after
+    /// all (its record names it), or it carries another call's tag.
+    async fn settle_quarantined(&self, room: Conference, attempted: &str) -> Outcome {
+        if !room.tag.is_empty() && room.tag != attempted {
+            tracing::warn!(room.name = %room.name, "quarantined room carries another tag; not deleted");
+            return Outcome::NotOurs;
+        }
+        if !self.is_ours(&room.name, attempted) {
+            return Outcome::NotOurs;
+        }
+        match self.inner.locks.names_room(attempted, room.id).await {
+            Ok(true) => {
+                tracing::info!(room.name = %room.name, "quarantined room is its call's room; kept");
+                Outcome::Kept
+            }
+            Ok(false) => self.delete_now(&room, "quarantined room deleted").await,
+            Err(e) => {
+                tracing::warn!(room.name = %room.name, error = %e, "cannot read the call's allocation record; will retry");
+                Outcome::Failed
+            }
+        }
+    }
+
+    async fn delete_now(&self, room: &Conference, done: &'static str) -> Outcome {
         match self
             .inner
             .pexip
@@ -316,14 +372,22 @@ impl RoomService {
             .await
         {
             Ok(Deleted::Now) => {
-                tracing::info!(room.name = %name, "room deleted after its conference ended");
+                tracing::info!(room.name = %room.name, "{done}");
                 Outcome::Deleted
             }
             Ok(Deleted::AlreadyGone) => Outcome::Gone,
             Err(e) => {
-                tracing::warn!(room.name = %name, error = %e, "room deletion failed; will retry");
+                tracing::warn!(room.name = %room.name, error = %e, "room deletion failed; will retry");
                 Outcome::Failed
             }
+        }
+    }
+
+    /// Remove the allocation record of a deleted room's call (if it names the room). A
+    /// failure only leaves it for the sweep.
+    pub(super) async fn forget_record(&self, room: &Conference) {
+        if let Err(e) = self.inner.locks.forget_room(&room.tag, room.id).await {
+            tracing::warn!(room.name = %room.name, error = %e, "could not remove the allocation record of a deleted room");
         }
     }
 

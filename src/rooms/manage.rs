@@ -187,6 +187,9 @@ impl RoomService {
             Deleted::Now => {
                 Counters::add(&self.inner.stats.rooms_deleted, 1);
                 tracing::info!(room.name = %name, "room deleted on request");
+                if !room.tag.is_empty() {
+                    self.forget_record(&room).await;
+                }
                 Ok(())
             }
             Deleted::AlreadyGone => Err(RoomsError::NotFound),
@@ -250,19 +253,29 @@ impl RoomService {
             .into_iter()
             .map(|c| c.name)
             .collect();
-        let targets: Vec<u64> = rooms
-            .iter()
+        let total = rooms.len();
+        let targets: Vec<Conference> = rooms
+            .into_iter()
             .filter(|c| !self.is_persistent(&c.name) && !live.contains(&c.name))
-            .map(|c| c.id)
             .collect();
-        let skipped_live = rooms.len() - targets.len();
+        let skipped_live = total - targets.len();
         let deleted = futures::stream::iter(targets)
-            .map(|id| {
-                let background = background.clone();
-                async move { background.delete_conference(id).await }
+            .map(|room| {
+                let (background, service) = (background.clone(), self.clone());
+                async move {
+                    let deleted = matches!(
+                        background.delete_conference(room.id).await,
+                        Ok(Deleted::Now)
+                    );
+                    if deleted && !room.tag.is_empty() {
+                        // Its call's record would answer a room that is gone.
+                        service.forget_record(&room).await;
+                    }
+                    deleted
+                }
             })
             .buffer_unordered(5)
-            .filter(|r| std::future::ready(matches!(r, Ok(Deleted::Now))))
+            .filter(|deleted| std::future::ready(*deleted))
             .count()
             .await;
         Counters::add(&self.inner.stats.rooms_deleted, deleted as u64);

@@ -2,14 +2,17 @@
 //! async functions over the Pexip client and the queues. Knows nothing of HTTP.
 //!
 //! Safety rules this module keeps (see docs/ARCHITECTURE.md, Safety rules):
-//! - a room reaches at most one caller: whoever deletes its pool message owns it, and a room
-//!   that already carries a tag is never handed out again;
-//! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, and
-//!   not live according to Pexip's status API;
+//! - a room reaches at most one caller: whoever deletes its pool message owns it, a room that
+//!   already carries a tag is never handed out again, and a room a tagging PATCH was sent to
+//!   never goes back to the pool (it is quarantined);
+//! - a video call gets at most one room: its allocation record ([`crate::locks`]) names it,
+//!   across instances;
+//! - a room is deleted only when it is ours (our name prefix or our tag), not persistent, not
+//!   live according to Pexip's status API, and — when quarantined — not the room its call's
+//!   record names;
 //! - the explicit room routes (read, update, delete, the agent's read) see only managed rooms:
 //!   ours by name or tag, or persistent; any other VMR on the node is "not found" to them;
-//! - nothing is lost on failure: a claimed room whose tagging failed goes back to the pool, and
-//!   deletion messages that fail stay for redelivery until they are moved to the poison queue.
+//! - deletion messages that fail stay for redelivery until they are moved to the poison queue.
 
 mod allocate;
 mod bulk;
@@ -20,6 +23,7 @@ mod manage;
 mod metrics;
 mod reconcile;
 mod stats;
+mod turns;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -37,6 +41,7 @@ pub use stats::ServiceStats;
 
 use crate::config::RoomSettings;
 use crate::domain::{PinPair, RoomName};
+use crate::locks::{ALLOCATION_CONTAINER, AllocationLocks, LockError, LockService};
 use crate::pexip::{AutomaticParticipantRef, Conference, NewConference, PexipClient, PexipError};
 use crate::queue::{DELETION_QUEUE, POOL_QUEUE, Queue, QueueError, QueueService, poison_name};
 
@@ -61,6 +66,9 @@ pub enum RoomsError {
     /// The queues failed.
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    /// The allocation records failed.
+    #[error("allocation records: {0}")]
+    Lock(#[from] LockError),
     /// The same kind of job is already running (one at a time).
     #[error("{0}")]
     Busy(String),
@@ -89,6 +97,11 @@ struct Inner {
     deletion: Queue,
     /// Where deletion messages go after failing too often.
     deletion_poison: Queue,
+    /// Each video call's allocation record: which room it has, across instances.
+    locks: AllocationLocks,
+    /// Creates for one video call take turns within this process (to spare the records
+    /// their polling; see `turns.rs`).
+    tag_turns: turns::TagTurns,
     settings: RoomSettings,
     stats: stats::Counters,
     /// Background work (replenishment, bulk jobs), awaited on graceful shutdown.
@@ -101,8 +114,6 @@ struct Inner {
     /// A top-up counts them as in the pool: without that, a top-up started while
     /// replenishments are in flight creates their rooms a second time.
     pool_creating: AtomicUsize,
-    /// Allocations for one video call take turns within this process.
-    tag_turns: allocate::TagTurns,
     /// Bulk creates: one at a time, and the rooms they asked for in the last hour.
     bulk: bulk::BulkJobs,
     /// Counters at the previous metrics run, to report "since the last run".
@@ -110,13 +121,18 @@ struct Inner {
 }
 
 impl RoomService {
-    /// Build the service over a Pexip client and a queue service. No I/O.
+    /// Build the service over a Pexip client, a queue service and a record service (the
+    /// same storage account). No I/O.
     pub fn new(
         pexip: PexipClient,
         queues: &QueueService,
+        records: &LockService,
         settings: RoomSettings,
     ) -> Result<Self, RoomsError> {
         let named = |name: &str| queues.queue(&format!("{}{name}", settings.queue_prefix));
+        let container =
+            records.store(&format!("{}{ALLOCATION_CONTAINER}", settings.queue_prefix))?;
+        let locks = AllocationLocks::new(container, settings.claim_timeout);
         Ok(Self {
             inner: Arc::new(Inner {
                 pexip,
@@ -124,12 +140,13 @@ impl RoomService {
                 pool_poison: named(&poison_name(POOL_QUEUE))?,
                 deletion: named(DELETION_QUEUE)?,
                 deletion_poison: named(&poison_name(DELETION_QUEUE))?,
+                locks,
+                tag_turns: turns::TagTurns::default(),
                 settings,
                 stats: stats::Counters::default(),
                 tasks: TaskTracker::new(),
                 top_up_running: AtomicBool::new(false),
                 pool_creating: AtomicUsize::new(0),
-                tag_turns: allocate::TagTurns::default(),
                 bulk: bulk::BulkJobs::default(),
                 queues_ready: AtomicBool::new(false),
                 last_metrics: std::sync::Mutex::new(None),
@@ -137,9 +154,9 @@ impl RoomService {
         })
     }
 
-    /// Create the four queues if they do not exist. Idempotent, and a no-op once it has
-    /// succeeded: `serve` calls it at start and every timer run calls it again, so storage
-    /// that was down at start is set up by the next run.
+    /// Create the four queues and the allocation records' container if they do not exist.
+    /// Idempotent, and a no-op once it has succeeded: `serve` calls it at start and every
+    /// timer run calls it again, so storage that was down at start is set up by the next run.
     pub async fn ensure_queues(&self) -> Result<(), RoomsError> {
         let i = &self.inner;
         if i.queues_ready.load(std::sync::atomic::Ordering::Acquire) {
@@ -148,6 +165,7 @@ impl RoomService {
         for q in [&i.pool, &i.pool_poison, &i.deletion, &i.deletion_poison] {
             q.ensure_exists().await?;
         }
+        i.locks.ensure_exists().await?;
         i.queues_ready
             .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -171,6 +189,11 @@ impl RoomService {
     /// The deletion queue.
     pub fn deletion_queue(&self) -> &Queue {
         &self.inner.deletion
+    }
+
+    /// The video calls' allocation records (tests read them).
+    pub fn allocation_records(&self) -> &AllocationLocks {
+        &self.inner.locks
     }
 
     /// The first configured automatic participant (`ROOM_AUTOMATIC_PARTICIPANTS`) the
@@ -267,12 +290,6 @@ impl RoomService {
             aliases,
             extra: automatic_participants(&s.automatic_participants),
         })
-    }
-
-    /// Create a room on Pexip with `client`'s priority.
-    async fn create_room(&self, client: &PexipClient, tag: &str) -> Result<Conference, RoomsError> {
-        let new = self.new_room(tag)?;
-        Ok(client.create_conference(&new).await?)
     }
 }
 

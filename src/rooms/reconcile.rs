@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::stats::Counters;
 use super::{RoomService, RoomsError};
+use crate::locks::SweepReport;
 use crate::pexip::{Conference, Deleted, PexipError};
 use crate::queue::{MAX_RECEIVE, PoolMessage, ReceivedMessage};
 
@@ -279,6 +280,25 @@ impl RoomService {
                     tracing::warn!(room.name = %room.name, error = %e, "could not delete a leaked room")
                 }
             }
+        }
+        Ok(report)
+    }
+
+    /// Remove allocation records older than `ALLOCATION_RECORD_MAX_AGE_HOURS`. Records go
+    /// with their rooms; this catches the ones whose room went another way (deleted on Pexip
+    /// directly, or a removal that failed).
+    pub async fn sweep_allocation_records(&self) -> Result<SweepReport, RoomsError> {
+        let report = self
+            .inner
+            .locks
+            .sweep(self.inner.settings.record_max_age)
+            .await?;
+        if report.removed > 0 {
+            tracing::info!(
+                records = report.records,
+                removed = report.removed,
+                "old allocation records removed"
+            );
         }
         Ok(report)
     }

@@ -13,7 +13,7 @@ pub(super) struct Counters {
     pub rooms_replenished: AtomicU64,
     pub replenish_failures: AtomicU64,
     pub rooms_trimmed: AtomicU64,
-    pub duplicates_released: AtomicU64,
+    pub rooms_quarantined: AtomicU64,
     pub rooms_deleted: AtomicU64,
     pub deletions_queued: AtomicU64,
     pub leaks_found: AtomicU64,
@@ -33,7 +33,7 @@ impl Counters {
             rooms_replenished: get(&self.rooms_replenished),
             replenish_failures: get(&self.replenish_failures),
             rooms_trimmed: get(&self.rooms_trimmed),
-            duplicates_released: get(&self.duplicates_released),
+            rooms_quarantined: get(&self.rooms_quarantined),
             rooms_deleted: get(&self.rooms_deleted),
             deletions_queued: get(&self.deletions_queued),
             leaks_found: get(&self.leaks_found),
@@ -56,9 +56,9 @@ pub struct ServiceStats {
     pub replenish_failures: u64,
     /// Surplus pool rooms removed (and deleted) to bring the pool down to its target.
     pub rooms_trimmed: u64,
-    /// Rooms given up because another instance tagged a room for the same video call at
-    /// the same time (the caller got that one).
-    pub duplicates_released: u64,
+    /// Rooms set aside for deletion because a tagging PATCH may have reached them without
+    /// their being handed out (they never go back to the pool).
+    pub rooms_quarantined: u64,
     /// Rooms deleted on Pexip by this process.
     pub rooms_deleted: u64,
     /// `conference_ended` events turned into deletion messages.
@@ -77,7 +77,7 @@ impl ServiceStats {
             rooms_replenished: self.rooms_replenished - earlier.rooms_replenished,
             replenish_failures: self.replenish_failures - earlier.replenish_failures,
             rooms_trimmed: self.rooms_trimmed - earlier.rooms_trimmed,
-            duplicates_released: self.duplicates_released - earlier.duplicates_released,
+            rooms_quarantined: self.rooms_quarantined - earlier.rooms_quarantined,
             rooms_deleted: self.rooms_deleted - earlier.rooms_deleted,
             deletions_queued: self.deletions_queued - earlier.deletions_queued,
             leaks_found: self.leaks_found - earlier.leaks_found,

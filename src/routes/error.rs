@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::SourceError;
 use crate::entra::AccessError;
 use crate::genesys::AgentAuthError;
+use crate::locks::LockError;
 use crate::pexip::PexipError;
 use crate::queue::QueueError;
 use crate::rooms::{RoomPatchError, RoomsError};
@@ -177,6 +178,9 @@ pub enum ApiError {
     PexipUnavailable(PexipError),
     /// 503: the queues cannot be used.
     QueueUnavailable(QueueError),
+    /// 503: the video calls' allocation records cannot be used (so no call can be given a
+    /// room safely).
+    AllocationUnavailable(LockError),
     /// 503: Genesys Cloud cannot be reached.
     GenesysUnavailable(String),
     /// 503: the signing keys of access tokens cannot be fetched.
@@ -207,9 +211,11 @@ impl ApiError {
             RequestValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             PexipRefusedCredentials | PexipFailed(_) => StatusCode::BAD_GATEWAY,
-            PexipUnavailable(_) | QueueUnavailable(_) | GenesysUnavailable(_) | AuthUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            PexipUnavailable(_)
+            | QueueUnavailable(_)
+            | AllocationUnavailable(_)
+            | GenesysUnavailable(_)
+            | AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -246,6 +252,7 @@ impl ApiError {
             PexipRefusedCredentials | PexipFailed(_) => "pexip_error",
             PexipUnavailable(_) => "pexip_unavailable",
             QueueUnavailable(_) => "queue_unavailable",
+            AllocationUnavailable(_) => "allocation_unavailable",
             GenesysUnavailable(_) => "genesys_unavailable",
             AuthUnavailable => "auth_unavailable",
         }
@@ -301,6 +308,7 @@ impl ApiError {
             PexipFailed(_) => "Pexip request failed".into(),
             PexipUnavailable(_) => "Pexip is unavailable; try again shortly".into(),
             QueueUnavailable(_) => "the room queues are unavailable".into(),
+            AllocationUnavailable(_) => "room allocation is unavailable; try again shortly".into(),
             GenesysUnavailable(_) => "Genesys Cloud is unavailable".into(),
             AuthUnavailable => {
                 "access tokens cannot be checked right now; try again shortly".into()
@@ -331,6 +339,9 @@ impl ApiError {
             PexipFailed(e) => tracing::error!(error = %e, "Pexip request failed"),
             PexipUnavailable(e) => tracing::warn!(error = %e, "Pexip unavailable"),
             QueueUnavailable(e) => tracing::error!(error = %e, "queue request failed"),
+            AllocationUnavailable(e) => {
+                tracing::error!(error = %e, "allocation record request failed")
+            }
             GenesysUnavailable(e) => tracing::warn!(error = %e, "Genesys Cloud unavailable"),
             AuthUnavailable => tracing::warn!("cannot check access tokens: no signing keys"),
             InvalidAccessToken(e) => tracing::info!(reason = %e, "access token refused"),
@@ -411,6 +422,7 @@ impl From<RoomsError> for ApiError {
             },
             RoomsError::Pexip(e) => e.into(),
             RoomsError::Queue(e) => e.into(),
+            RoomsError::Lock(e) => e.into(),
             RoomsError::Busy(detail) => Self::JobRunning(detail),
             RoomsError::QuotaExceeded {
                 detail,
@@ -440,6 +452,12 @@ impl From<PexipError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         Self::QueueUnavailable(e)
+    }
+}
+
+impl From<LockError> for ApiError {
+    fn from(e: LockError) -> Self {
+        Self::AllocationUnavailable(e)
     }
 }
 
@@ -594,6 +612,12 @@ mod tests {
                 None,
             ),
             (
+                AllocationUnavailable(LockError::Unavailable("down".into())),
+                503,
+                "allocation_unavailable",
+                None,
+            ),
+            (
                 GenesysUnavailable("timeout".into()),
                 503,
                 "genesys_unavailable",
@@ -706,6 +730,7 @@ mod tests {
                 reason: secret_cause.into(),
             }),
             ApiError::QueueUnavailable(QueueError::Unavailable(secret_cause.into())),
+            ApiError::AllocationUnavailable(LockError::Unavailable(secret_cause.into())),
             ApiError::GenesysUnavailable(secret_cause.into()),
         ];
         for error in errors {
@@ -758,6 +783,10 @@ mod tests {
             (AccessError::RoleNotAllowed.into(), "client_not_allowed"),
             (AccessError::BadSignature.into(), "invalid_token"),
             (SourceError::TooFewEntries.into(), "source_not_allowed"),
+            (
+                RoomsError::Lock(LockError::Changed).into(),
+                "allocation_unavailable",
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code, "{error:?}");

@@ -218,10 +218,5 @@ pub async fn health(
 
 /// Now as naive UTC ISO-8601 with microseconds (`2024-03-05T14:31:06.145782`).
 fn naive_utc_now() -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
+    crate::pexip::naive_utc(time::OffsetDateTime::now_utc())
 }

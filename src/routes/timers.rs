@@ -44,7 +44,7 @@ fn skipped(timer: &str) -> axum::Json<InvokeResponse> {
 }
 
 /// Garbage collector, then the pool brought to its target (top-up or trim), then the
-/// reconciler (leaks). Every 10 minutes.
+/// reconciler (leaks), then the sweep of old allocation records. Every 10 minutes.
 pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<InvokeResponse> {
     let Ok(_turn) = state.timers.gc.try_lock() else {
         return skipped("gc_timer");
@@ -71,6 +71,16 @@ pub async fn gc_timer(State(state): State<AppState>, body: Bytes) -> axum::Json<
         Err(e) => {
             tracing::warn!(error = %e, "reconcile failed");
             logs.push(format!("reconcile failed: {e}"));
+        }
+    }
+    match state.rooms.sweep_allocation_records().await {
+        Ok(r) => logs.push(format!(
+            "records: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "sweep of allocation records failed");
+            logs.push(format!("records sweep failed: {e}"));
         }
     }
     axum::Json(InvokeResponse::with_logs(logs))

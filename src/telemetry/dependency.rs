@@ -10,9 +10,9 @@
 //! exporter no layer wants them, so they are never built (the macros skip even the field
 //! values).
 //!
-//! Storage calls are hooked with [`StoragePolicy`], an Azure SDK per-try pipeline policy that
-//! any `azure_storage_*` client can take in its `ClientOptions::per_try_policies` (queues
-//! here; blobs the same way).
+//! Storage calls are hooked with `StoragePolicy`, an Azure SDK per-try pipeline policy that
+//! every `azure_storage_*` client takes through `storage::Access` (queues and the allocation
+//! records' blobs alike).
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::TELEMETRY_TARGET;
+use crate::storage::Service;
 
 /// The span of one HTTP attempt to the host of `base` (only its scheme, host and port are
 /// used) with `method` on `template` (a whole path as a template, no query). `operation` names what a storage request does when its path
@@ -97,20 +98,16 @@ pub fn pexip_template(path: &str) -> String {
         .join("/")
 }
 
-/// Which storage service a client talks to: it decides how a path becomes a template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageService {
-    /// `/{queue}`, `/{queue}/messages`, `/{queue}/messages/{messageid}`.
-    Queue,
-    /// `/{container}`, `/{container}/{blob}`.
-    Blob,
-}
-
-/// An Azure SDK per-try policy that makes each storage attempt a dependency. Put it first in
-/// `per_try_policies`, so it times the signing and the exchange, and sees every retry.
+/// An Azure SDK per-try policy that makes each storage attempt a dependency. First in
+/// `per_try_policies` (`storage::Access::client_options` puts it there for the queue and the
+/// blob clients alike), so it times the signing and the exchange, and sees every retry.
+///
+/// The service decides how a path becomes a template: queues as `/{queue}`,
+/// `/{queue}/messages`, `/{queue}/messages/{messageid}`; blobs as `/{container}`,
+/// `/{container}/{blob}`.
 #[derive(Debug)]
-pub struct StoragePolicy {
-    service: StorageService,
+pub(crate) struct StoragePolicy {
+    service: Service,
     /// The service endpoint's path (`/devstoreaccount1` on Azurite, empty on Azure): kept as
     /// is, the rest of a request path is templated.
     base_path: String,
@@ -118,7 +115,7 @@ pub struct StoragePolicy {
 
 impl StoragePolicy {
     /// A policy for the client of `service` at `endpoint`.
-    pub fn new(service: StorageService, endpoint: &url::Url) -> Arc<Self> {
+    pub(crate) fn new(service: Service, endpoint: &url::Url) -> Arc<Self> {
         Arc::new(Self {
             service,
             base_path: endpoint.path().trim_end_matches('/').to_owned(),
@@ -126,19 +123,19 @@ impl StoragePolicy {
     }
 
     /// The path of `url` as a template (no query).
-    pub fn template(&self, url: &url::Url) -> String {
+    pub(crate) fn template(&self, url: &url::Url) -> String {
         let path = url.path();
         let rest = path.strip_prefix(self.base_path.as_str()).unwrap_or(path);
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let templated: Vec<&str> = match (self.service, segments.as_slice()) {
             (_, []) => vec![],
-            (StorageService::Queue, [_]) => vec!["{queue}"],
-            (StorageService::Queue, [_, "messages"]) => vec!["{queue}", "messages"],
-            (StorageService::Queue, [_, "messages", _]) => {
+            (Service::Queue, [_]) => vec!["{queue}"],
+            (Service::Queue, [_, "messages"]) => vec!["{queue}", "messages"],
+            (Service::Queue, [_, "messages", _]) => {
                 vec!["{queue}", "messages", "{messageid}"]
             }
-            (StorageService::Blob, [_]) => vec!["{container}"],
-            (StorageService::Blob, [_, ..]) => vec!["{container}", "{blob}"],
+            (Service::Blob, [_]) => vec!["{container}"],
+            (Service::Blob, [_, ..]) => vec!["{container}", "{blob}"],
             // Anything else the SDK may send one day: its shape, not its names.
             (_, other) => other.iter().map(|_| "{segment}").collect(),
         };
@@ -215,7 +212,7 @@ mod tests {
     #[test]
     fn storage_paths_become_templates_on_azurite_and_azure() {
         let azurite = url::Url::parse("http://127.0.0.1:10001/devstoreaccount1").unwrap();
-        let policy = StoragePolicy::new(StorageService::Queue, &azurite);
+        let policy = StoragePolicy::new(Service::Queue, &azurite);
         let cases = [
             (
                 "http://127.0.0.1:10001/devstoreaccount1/room-creation-queue/messages/5e1f?popreceipt=AgAAAA%3D%3D",
@@ -234,7 +231,7 @@ mod tests {
             assert_eq!(policy.template(&url::Url::parse(url).unwrap()), template);
         }
         let azure = url::Url::parse("https://acct.queue.core.windows.net").unwrap();
-        let policy = StoragePolicy::new(StorageService::Queue, &azure);
+        let policy = StoragePolicy::new(Service::Queue, &azure);
         assert_eq!(
             policy.template(
                 &url::Url::parse("https://acct.queue.core.windows.net/q1/messages").unwrap()
@@ -242,7 +239,7 @@ mod tests {
             "/{queue}/messages"
         );
         let blobs = StoragePolicy::new(
-            StorageService::Blob,
+            Service::Blob,
             &url::Url::parse("https://acct.blob.core.windows.net/").unwrap(),
         );
         assert_eq!(

@@ -251,110 +251,265 @@ async fn concurrent_creates_for_one_video_call_on_one_instance_share_one_room() 
     );
 }
 
-/// Tag the room `id` for `EXAMPLE_TAG` while the service's own tagging PATCH is held up by
-/// the simulator, as another instance serving the same video call would. Returns the
-/// service's answer.
-async fn race_another_instance(app: &TestApp, other_id: u64) -> serde_json::Value {
-    // Only the service's PATCH is slowed: the fault is used up by the first one.
-    app.sim.add_fault(
-        pexip_sim::Fault::latency(1_500)
-            .count(1)
-            .method("PATCH")
-            .path_prefix("/api/admin/configuration/v1/conference/"),
-    );
-    let create = {
-        let (http, url) = (
-            app.http.clone(),
-            app.at(&format!("/room/create?uuiData={EXAMPLE_UUI}")),
-        );
-        tokio::spawn(async move { http.post(url).send().await.unwrap() })
-    };
-    // Wait until the service's PATCH has reached the simulator (the fault is consumed).
-    loop {
-        let faults: serde_json::Value = app
-            .http
-            .get(format!("{}/_sim/faults", app.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if faults.as_array().unwrap().is_empty() {
-            break;
+/// An untagged room of ours made on Pexip directly, not through the pool.
+async fn room_outside_the_pool(app: &TestApp, name: &str) -> pexip_sdk::pexip::Conference {
+    app.rooms
+        .pexip()
+        .create_conference(&testkit::sim::conference(name))
+        .await
+        .unwrap()
+}
+
+/// Poll the simulator until `done` holds (a guard against hanging, not a timing check).
+async fn eventually(app: &TestApp, what: &str, done: impl Fn(&[pexip_sim::SimRoom]) -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done(&app.sim.rooms()) {
+        assert!(std::time::Instant::now() < give_up, "{what} did not happen");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Every room carried at most one non-empty tag over its whole life (from the journal).
+fn no_room_carried_two_tags(app: &TestApp) {
+    let mut tags: std::collections::HashMap<u64, HashSet<String>> = Default::default();
+    for entry in app.sim.journal() {
+        if let Some(tag) = entry.tag_after.filter(|t| !t.is_empty()) {
+            tags.entry(entry.room_id).or_default().insert(tag);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for (room, tags) in tags {
+        assert!(tags.len() <= 1, "room {room} carried {tags:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_tagging_patch_that_may_still_apply_quarantines_the_room_and_the_caller_gets_the_next() {
+    let app = TestApp::spawn(Options {
+        pool_target: 2,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    let pooled = app.sim.rooms();
+    // The first PATCH is answered 500 and applied 200 ms later anyway.
+    app.sim.add_fault(
+        pexip_sim::Fault::late(200, Some(500))
+            .count(1)
+            .method("PATCH"),
+    );
+
+    let room = created_room(&app, EXAMPLE_UUI).await;
+
+    assert_eq!(room["tag"], EXAMPLE_TAG);
+    assert_eq!(app.rooms.stats().rooms_quarantined, 1);
+    let answered = room["name"].as_str().unwrap().to_owned();
+    let quarantined = pooled
+        .into_iter()
+        .find(|r| r.name != answered)
+        .unwrap()
+        .name;
+    eventually(&app, "the late PATCH", |rooms| {
+        rooms
+            .iter()
+            .any(|r| r.name == quarantined && r.tag == EXAMPLE_TAG)
+    })
+    .await;
+    // Both rooms taken from the pool were replaced; the quarantined one is not in it.
+    app.rooms.background_idle().await;
+    assert_eq!(app.pool_depth().await, 2);
+
+    // The GC deletes the quarantined room (the call's record names the other one) and
+    // keeps the answered one.
+    let gc = app.invoke_timer("gc_timer").await;
+    let names: HashSet<String> = app.sim.rooms().into_iter().map(|r| r.name).collect();
+    assert!(!names.contains(&quarantined), "{gc}");
+    assert!(names.contains(&answered), "{gc}");
+    let again = created_room(&app, EXAMPLE_UUI).await;
+    assert_eq!(again["name"], answered.as_str());
+    no_room_carried_two_tags(&app);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_on_the_tagging_patch_never_puts_the_room_back() {
+    let app = TestApp::spawn(Options {
+        pool_target: 3,
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    // Dropped connections are retried by the client; all four attempts are cut and land
+    // late, so the create moves on to the next pool room.
+    app.sim
+        .add_fault(pexip_sim::Fault::late(100, None).count(4).method("PATCH"));
+    let first = created_room(&app, EXAMPLE_UUI).await;
+    let other = created_room(&app, &uui("id", "OTHERCALL")).await;
+    assert_ne!(first["id"], other["id"]);
+    assert_eq!(app.rooms.stats().rooms_quarantined, 1);
+    app.rooms.background_idle().await;
+    eventually(&app, "the late PATCHes", |rooms| {
+        rooms.iter().filter(|r| r.tag == EXAMPLE_TAG).count() == 2
+    })
+    .await;
+    no_room_carried_two_tags(&app);
+}
+
+#[tokio::test]
+async fn a_repeated_create_reads_the_calls_record_and_asks_pexip_nothing() {
+    let app = TestApp::spawn(Options::default()).await;
+    app.seed_pool().await;
+    let first = created_room(&app, EXAMPLE_UUI).await;
+    app.rooms.background_idle().await;
+    app.sim.reset_counters();
+
+    let again = created_room(&app, EXAMPLE_UUI).await;
+
+    assert_eq!(again, first, "the same answer, field for field");
+    let requests: u64 = app.sim.counters().requests.values().sum();
+    assert_eq!(requests, 0, "{:?}", app.sim.counters().requests);
+}
+
+#[tokio::test]
+async fn the_first_create_of_a_call_makes_one_pexip_request_on_its_path() {
+    let app = TestApp::spawn(Options::default()).await;
+    app.seed_pool().await;
+    app.sim.reset_counters();
+    created_room(&app, EXAMPLE_UUI).await;
+    let counters = app.sim.counters();
+    assert_eq!(
+        counters.requests_for("PATCH /api/admin/configuration/v1/conference/{id}/"),
+        1
+    );
+    let reads: Vec<&String> = counters
+        .requests
+        .keys()
+        .filter(|route| route.starts_with("GET"))
+        .collect();
+    assert!(reads.is_empty(), "no GET, no tag lookup: {reads:?}");
+    app.rooms.background_idle().await;
+    let counters = app.sim.counters();
+    assert_eq!(counters.requests_for(CREATE_ROUTE), 1, "the refill's POST");
+    assert_eq!(
+        counters.requests.values().sum::<u64>(),
+        2,
+        "two requests in all: {:?}",
+        counters.requests
+    );
+}
+
+#[tokio::test]
+async fn pool_messages_of_earlier_versions_still_work_with_one_read() {
+    let app = TestApp::spawn(Options {
+        pool_target: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut made = Vec::new();
+    for name in ["vbv-olderwithid", "vbv-oldestplain"] {
+        made.push(room_outside_the_pool(&app, name).await);
+    }
+    let pool = app.rooms.pool_queue();
+    let with_id = format!(r#"{{"name":"{}","id":{}}}"#, made[0].name, made[0].id);
+    for text in [with_id.as_str(), made[1].name.as_str()] {
+        pool.send(text, std::time::Duration::ZERO).await.unwrap();
+    }
+    app.sim.reset_counters();
+
+    let a = created_room(&app, &uui("id", "OLDERONE")).await;
+    let b = created_room(&app, &uui("id", "OLDERTWO")).await;
+
+    let names: HashSet<&str> = [a["name"].as_str().unwrap(), b["name"].as_str().unwrap()].into();
+    assert_eq!(names, HashSet::from(["vbv-olderwithid", "vbv-oldestplain"]));
+    for room in [&a, &b] {
+        assert_eq!(room["guest_pin"], "4321", "read from Pexip");
+        assert!(room["aliases"][0]["id"].as_u64().unwrap() > 0);
+        assert!(room.get("pin").is_none());
+    }
+    let counters = app.sim.counters();
+    assert_eq!(
+        counters.requests_for("GET /api/admin/configuration/v1/conference/{id}/"),
+        1
+    );
+    assert_eq!(
+        counters.requests_for("GET /api/admin/configuration/v1/conference/"),
+        1,
+        "the plain name is looked up by name"
+    );
+    assert_eq!(app.rooms.stats().pool_empty_fallbacks, 0);
+}
+
+#[tokio::test]
+async fn a_create_for_a_call_whose_owner_stalled_before_tagging_takes_it_over() {
+    let app = TestApp::spawn(Options {
+        env: vec![("ALLOCATION_CLAIM_TIMEOUT_SECONDS".into(), "2".into())],
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    // Another instance claimed the call and died.
+    let records = app.rooms.allocation_records();
+    let pexip_sdk::locks::Claimed::Owned(_dead) = records.claim(EXAMPLE_TAG).await.unwrap() else {
+        panic!("the call was free");
+    };
+
+    let room = created_room(&app, EXAMPLE_UUI).await;
+
+    assert_eq!(room["tag"], EXAMPLE_TAG);
+    let record = records.read(EXAMPLE_TAG).await.unwrap().unwrap();
+    assert_eq!(
+        record.state.room().unwrap().id,
+        room["id"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_owner_whose_room_got_the_tag_is_adopted_and_one_that_did_not_is_set_aside() {
+    let app = TestApp::spawn(Options {
+        pool_target: 2,
+        env: vec![("ALLOCATION_CLAIM_TIMEOUT_SECONDS".into(), "2".into())],
+        ..Options::default()
+    })
+    .await;
+    app.seed_pool().await;
+    // Rooms the dead owners had taken out of the pool (their messages are gone).
+    let mut rooms = Vec::new();
+    for name in ["vbv-stalleda", "vbv-stalledb"] {
+        room_outside_the_pool(&app, name).await;
+        rooms.push(
+            app.sim
+                .rooms()
+                .into_iter()
+                .find(|r| r.name == name)
+                .unwrap(),
+        );
+    }
+    let records = app.rooms.allocation_records();
+    let view = |r: &pexip_sim::SimRoom| pexip_sdk::locks::HeldRoom {
+        id: r.id,
+        name: r.name.clone(),
+        view: serde_json::json!({"id": r.id, "name": r.name, "guest_pin": r.guest_pin,
+            "allow_guests": true, "service_type": "conference", "tag": EXAMPLE_TAG}),
+    };
+    // Call A's owner died after its PATCH applied; call B's died before it did.
+    let tag_b = "https://id.gov.bc.ca/idcheck/protected/video/STALLEDB";
+    for (tag, room) in [(EXAMPLE_TAG, &rooms[0]), (tag_b, &rooms[1])] {
+        let pexip_sdk::locks::Claimed::Owned(mut dead) = records.claim(tag).await.unwrap() else {
+            panic!("the call was free");
+        };
+        let tagging = pexip_sdk::locks::RecordState::Tagging { room: view(room) };
+        records.record(&mut dead, tagging).await.unwrap();
     }
     app.rooms
         .pexip()
-        .patch_conference(other_id, &serde_json::json!({ "tag": EXAMPLE_TAG }))
-        .await
-        .unwrap();
-    let response = create.await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-#[tokio::test]
-async fn a_create_that_finds_an_older_room_tagged_for_its_call_answers_it_and_deletes_its_own() {
-    let app = TestApp::spawn(Options {
-        pool_target: 2,
-        ..Options::default()
-    })
-    .await;
-    // The other instance's room is older (lower id) than every pool room.
-    let other = app
-        .rooms
-        .pexip()
-        .create_conference(&testkit::sim::conference("vbv-otherinstance"))
-        .await
-        .unwrap();
-    app.seed_pool().await;
-
-    let answer = race_another_instance(&app, other.id).await;
-
-    assert_eq!(
-        answer["id"], other.id,
-        "both instances answer the older room"
-    );
-    assert_eq!(answer["tag"], EXAMPLE_TAG);
-    app.rooms.background_idle().await;
-    let tagged: Vec<_> = app
-        .sim
-        .rooms()
-        .into_iter()
-        .filter(|r| !r.tag.is_empty())
-        .collect();
-    assert_eq!(tagged.len(), 1, "the losing room is deleted: {tagged:?}");
-    assert_eq!(tagged[0].id, other.id);
-    assert_eq!(app.rooms.stats().duplicates_released, 1);
-    assert_eq!(app.pool_depth().await, 2, "the pool room used was replaced");
-}
-
-#[tokio::test]
-async fn a_create_whose_room_is_the_oldest_tagged_for_its_call_keeps_it() {
-    let app = TestApp::spawn(Options {
-        pool_target: 2,
-        ..Options::default()
-    })
-    .await;
-    app.seed_pool().await;
-    // The other instance's room is younger (higher id): it is the one to give way.
-    let other = app
-        .rooms
-        .pexip()
-        .create_conference(&testkit::sim::conference("vbv-otherinstance"))
+        .patch_conference(rooms[0].id, &serde_json::json!({ "tag": EXAMPLE_TAG }))
         .await
         .unwrap();
 
-    let answer = race_another_instance(&app, other.id).await;
+    let a = created_room(&app, EXAMPLE_UUI).await;
+    let b = created_room(&app, &uui("id", "STALLEDB")).await;
 
-    assert!(answer["id"].as_u64().unwrap() < other.id);
-    assert_eq!(answer["tag"], EXAMPLE_TAG);
-    app.rooms.background_idle().await;
-    assert_eq!(app.rooms.stats().duplicates_released, 0);
-    assert!(
-        app.sim.rooms().iter().any(|r| r.id == other.id),
-        "the other instance's room is its own to release"
-    );
+    assert_eq!(a["id"], rooms[0].id, "adopted: it may have been answered");
+    assert_ne!(b["id"], rooms[1].id, "set aside: it cannot have been");
+    assert_eq!(b["tag"], tag_b);
+    assert_eq!(app.rooms.stats().rooms_quarantined, 1);
+    no_room_carried_two_tags(&app);
 }

@@ -75,6 +75,16 @@ async fn a_conference_ended_on_three_nodes_is_deleted_once_after_the_grace_perio
     );
     assert!(!app.sim.rooms().iter().any(|r| r.name == name));
     assert_eq!(app.deletion_depth().await, 0);
+    let tag = "https://id.gov.bc.ca/idcheck/protected/video/THREENODES";
+    assert!(
+        app.rooms
+            .allocation_records()
+            .read(tag)
+            .await
+            .unwrap()
+            .is_none(),
+        "the call's allocation record went with its room"
+    );
 }
 
 #[tokio::test]
@@ -300,6 +310,20 @@ async fn timers_answer_the_host_shape_and_metrics_are_reported() {
         assert_eq!(response.status(), 200, "lenient parse of {body:?}");
         let json: Value = response.json().await.unwrap();
         assert!(json["Logs"].is_array());
+        // The GC timer ends with the sweep of old allocation records: the one record here
+        // is young and stays.
+        let records = json["Logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|l| l.strip_prefix("records: "))
+            .expect("a records line in Logs");
+        let records: Value = serde_json::from_str(records).unwrap();
+        assert_eq!(
+            (records["records"].as_u64(), records["removed"].as_u64()),
+            (Some(1), Some(0))
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tests through the Azure SDK's `ManagedIdentityCredential` (App Service source): the queue
-//! client against Azurite with bearer tokens (`queue`), and secrets from Key Vault
-//! (`key_vault`).
+//! and allocation-record clients against Azurite with bearer tokens (`queue`), and secrets
+//! from Key Vault (`key_vault`).
 //!
 //! The credential reads its source from the process environment, so this binary has its own
 //! `main` (`harness = false` in Cargo.toml): `testkit::harness` runs each test in a child

@@ -1,13 +1,17 @@
-//! The queue client with a managed identity end to end: `ManagedIdentityCredential` gets a
-//! token from the fake identity endpoint and the queue client uses it against Azurite in
-//! `--oauth basic` mode over https, with a certificate made here. Each test prints
+//! The storage clients with a managed identity end to end: `ManagedIdentityCredential` gets a
+//! token from the fake identity endpoint and the queue client (and the allocation records'
+//! blob client) use it against Azurite in `--oauth basic` mode over https, with a certificate
+//! made here. Each test prints
 //! `queue-conformance: azurite ok <test>` for CI's count of queue tests run against Azurite.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pexip_sdk::config::{Env, STORAGE_CLIENT_ID, STORAGE_QUEUE_SERVICE_URI, StorageSettings};
+use pexip_sdk::config::{
+    Env, STORAGE_BLOB_SERVICE_URI, STORAGE_CLIENT_ID, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
+};
+use pexip_sdk::locks::{LockError, LockService, LockStore};
 use pexip_sdk::queue::{Queue, QueueError, QueueService};
 use testkit::azurite::{Azurite, report};
 use testkit::identity::IdentityEndpoint;
@@ -56,13 +60,17 @@ impl OauthAzurite {
         }
     }
 
-    /// A fresh queue, reached as the user-assigned identity `client_id` with settings read
-    /// by config exactly as in production.
-    fn queue_as(&self, client_id: &str) -> Queue {
+    /// The settings of the user-assigned identity `client_id`, read by config exactly as in
+    /// production.
+    fn settings_as(&self, client_id: &str) -> StorageSettings {
         let env = Env::from_pairs([
             (
                 STORAGE_QUEUE_SERVICE_URI,
                 self.azurite.queue_endpoint().as_str(),
+            ),
+            (
+                STORAGE_BLOB_SERVICE_URI,
+                self.azurite.blob_endpoint().as_str(),
             ),
             (STORAGE_CLIENT_ID, client_id),
         ]);
@@ -74,10 +82,23 @@ impl OauthAzurite {
             "expected managed identity settings, got {}",
             settings.describe()
         );
-        QueueService::connect_with(&settings, Some(self.transport.clone()))
+        settings
+    }
+
+    /// A fresh queue, reached as `client_id`.
+    fn queue_as(&self, client_id: &str) -> Queue {
+        QueueService::connect_with(&self.settings_as(client_id), Some(self.transport.clone()))
             .expect("queue service")
             .queue(&unique_queue_name("identity"))
             .expect("queue name")
+    }
+
+    /// A fresh container of allocation records, reached as `client_id`.
+    fn records_as(&self, client_id: &str) -> LockStore {
+        LockService::connect_with(&self.settings_as(client_id), Some(self.transport.clone()))
+            .expect("record service")
+            .store(&unique_queue_name("identity"))
+            .expect("container name")
     }
 }
 
@@ -106,6 +127,17 @@ pub async fn managed_identity_tokens_from_the_identity_endpoint_authorize_queue_
     queue.delete(&message.receipt).await.expect("delete");
     assert_eq!(queue.approximate_count().await.expect("count"), 0);
 
+    // The allocation records, the same way: a create-only write, then a read of it.
+    let records = azurite.records_as(CLIENT_ID);
+    records.ensure_exists().await.expect("container");
+    let etag = records.create("call", b"{}").await.expect("create");
+    let read = records
+        .read("call")
+        .await
+        .expect("read")
+        .expect("the record");
+    assert_eq!(read.etag, etag);
+
     identity.assert_asked_only_for(STORAGE_RESOURCE, Some(CLIENT_ID));
     report(
         "queue-conformance: azurite ok managed_identity_tokens_from_the_identity_endpoint_authorize_queue_operations",
@@ -126,6 +158,14 @@ pub async fn a_token_for_another_audience_is_unauthorized() {
     assert!(
         matches!(outcome, Err(QueueError::Unauthorized)),
         "expected Unauthorized, got {outcome:?}"
+    );
+    let records = azurite
+        .records_as(WRONG_AUDIENCE_CLIENT_ID)
+        .ensure_exists()
+        .await;
+    assert!(
+        matches!(records, Err(LockError::Unauthorized)),
+        "expected Unauthorized, got {records:?}"
     );
 
     identity.assert_asked_only_for(STORAGE_RESOURCE, Some(WRONG_AUDIENCE_CLIENT_ID));

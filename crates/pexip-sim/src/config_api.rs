@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::filters::{self, FilterKind, ListSpec};
+use super::journal::{Happened, JournalKind};
 use super::state::Shared;
-use super::store::{ALIAS_PATH, AUTO_PARTICIPANT_PATH, CONFERENCE_PATH};
+use super::store::{ALIAS_PATH, AUTO_PARTICIPANT_PATH, CONFERENCE_PATH, Store};
 use super::validation::{self, FieldErrors, Mode};
 
 /// `conference` fields that can be filtered and ordered on (the v40 schema's `filtering`,
@@ -210,6 +211,21 @@ pub(crate) async fn create_conference(State(state): State<Shared>, body: Bytes) 
         if let Some(participants) = write.automatic_participants {
             store.link_conference(id, &participants);
         }
+        let (name, tag) = store
+            .conference(id)
+            .map(|c| (c.text("name").to_owned(), c.text("tag").to_owned()))
+            .unwrap_or_default();
+        store.journal.record(
+            state.clock.unix_now(),
+            Happened {
+                kind: JournalKind::Created,
+                method: Some("POST"),
+                room_id: id,
+                room: &name,
+                tag_before: None,
+                tag_after: Some(&tag),
+            },
+        );
         id
     };
     tracing::debug!(sim.conference.id = id, "conference created");
@@ -220,7 +236,16 @@ pub(crate) async fn create_conference(State(state): State<Shared>, body: Bytes) 
 /// send it, and tests assert that through `collection_deletes`.
 pub(crate) async fn delete_all_conferences(State(state): State<Shared>) -> Response {
     state.counters.collection_delete();
-    state.store().delete_all_conferences();
+    let mut store = state.store();
+    let gone: Vec<(u64, String, String)> = store
+        .conferences()
+        .map(|c| (c.id, c.text("name").to_owned(), c.text("tag").to_owned()))
+        .collect();
+    store.delete_all_conferences();
+    for (id, name, tag) in &gone {
+        journal_deletion(&state, &mut store, *id, name, tag);
+    }
+    drop(store);
     tracing::warn!("DELETE on the conference collection: every room was deleted");
     StatusCode::NO_CONTENT.into_response()
 }
@@ -263,6 +288,25 @@ fn write_conference(state: &Shared, id: &str, body: &[u8], mode: Mode) -> Respon
     if let Some(participants) = write.automatic_participants {
         store.link_conference(current.id, &participants);
     }
+    let (name, tag) = store
+        .conference(current.id)
+        .map(|c| (c.text("name").to_owned(), c.text("tag").to_owned()))
+        .unwrap_or_default();
+    store.journal.record(
+        state.clock.unix_now(),
+        Happened {
+            kind: JournalKind::Updated,
+            method: Some(if mode == Mode::Replace {
+                "PUT"
+            } else {
+                "PATCH"
+            }),
+            room_id: current.id,
+            room: &name,
+            tag_before: Some(current.text("tag")),
+            tag_after: Some(&tag),
+        },
+    );
     match mode {
         Mode::Replace => StatusCode::NO_CONTENT.into_response(),
         _ => StatusCode::ACCEPTED.into_response(),
@@ -292,7 +336,34 @@ pub(crate) async fn delete_conference(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Response {
-    deleted(parse_id(&id).is_some_and(|id| state.store().delete_conference(id)))
+    let mut store = state.store();
+    let room = parse_id(&id)
+        .and_then(|id| store.conference(id))
+        .map(|c| (c.id, c.text("name").to_owned(), c.text("tag").to_owned()));
+    let deleted = room.as_ref().is_some_and(|(id, name, tag)| {
+        let deleted = store.delete_conference(*id);
+        if deleted {
+            journal_deletion(&state, &mut store, *id, name, tag);
+        }
+        deleted
+    });
+    drop(store);
+    self::deleted(deleted)
+}
+
+/// Journal the deletion of room `id`.
+fn journal_deletion(state: &Shared, store: &mut Store, id: u64, name: &str, tag: &str) {
+    store.journal.record(
+        state.clock.unix_now(),
+        Happened {
+            kind: JournalKind::Deleted,
+            method: Some("DELETE"),
+            room_id: id,
+            room: name,
+            tag_before: Some(tag),
+            tag_after: None,
+        },
+    );
 }
 
 /// `GET conference/schema/`: a Tastypie-shaped schema of what the simulator implements.

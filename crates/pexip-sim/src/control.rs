@@ -1,6 +1,6 @@
 //! The control API under `/_sim/` (never under `/api/admin`, no auth): list rooms, start and
-//! end conferences, inject faults, read counters, move the clock, change the replication
-//! delay, add event sinks and register clients. Each route calls the same `SimState`
+//! end conferences, inject faults, read counters and the journal, move the clock, change the
+//! replication delay, add event sinks and register clients. Each route calls the same `SimState`
 //! operation as the matching [`super::SimHandle`] method.
 
 use std::time::Duration;
@@ -121,6 +121,11 @@ pub(crate) async fn remove_fault(State(state): State<Shared>, Path(id): Path<u64
 /// `GET /_sim/counters`.
 pub(crate) async fn counters(State(state): State<Shared>) -> Response {
     Json(state.counters.snapshot()).into_response()
+}
+
+/// `GET /_sim/journal`: every write to a room and every conference start and end, in order.
+pub(crate) async fn journal(State(state): State<Shared>) -> Response {
+    Json(state.journal()).into_response()
 }
 
 /// `POST /_sim/counters/reset`.

@@ -1,14 +1,17 @@
 //! Fault injection for `/api/admin/**` and `/oauth/token/`: added latency, an injected status
 //! (429 with `Retry-After`, 5xx), "500 after create" (Pexip can create a room and still answer
-//! 500, caseflow #13892), and a dropped connection.
+//! 500, caseflow #13892), a dropped connection, and a *late* write: the request is answered
+//! with an error (or its connection dropped) at once and carried out `ms` later anyway, as
+//! when a gateway in front of the Management Node times out while the node goes on.
 //!
 //! A fault applies with a probability (`rate`) or to the next `count` matching requests, and
-//! can be narrowed by `method` and `path_prefix`. Latency faults add up; of the status and drop
-//! faults the oldest matching one wins; `after_create` is decided after the handler ran, and
-//! only for a `POST` answered 201.
+//! can be narrowed by `method` and `path_prefix`. Latency faults add up; of the status, drop
+//! and late faults the oldest matching one wins; `after_create` is decided after the handler
+//! ran, and only for a `POST` answered 201.
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -56,6 +59,13 @@ pub enum FaultKind {
     AfterCreate,
     /// Close the connection without answering.
     Drop,
+    /// Answer `status` (empty body) at once — or, without a status, close the connection —
+    /// and handle the request `ms` later anyway: the write lands after its caller saw it fail.
+    Late {
+        ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+    },
 }
 
 impl Fault {
@@ -101,6 +111,12 @@ impl Fault {
         Self::new(FaultKind::Drop)
     }
 
+    /// A late write: answer `status` now (or drop the connection when `None`), handle the
+    /// request `ms` later.
+    pub fn late(ms: u64, status: Option<u16>) -> Self {
+        Self::new(FaultKind::Late { ms, status })
+    }
+
     /// Apply to the next `n` matching requests only.
     pub fn count(mut self, n: u64) -> Self {
         self.count = Some(n);
@@ -132,7 +148,15 @@ impl Fault {
         {
             return Some(format!("rate must be between 0 and 1 (got {rate})"));
         }
-        if let FaultKind::Status { status, .. } = self.kind
+        let status = match self.kind {
+            FaultKind::Status { status, .. }
+            | FaultKind::Late {
+                status: Some(status),
+                ..
+            } => Some(status),
+            _ => None,
+        };
+        if let Some(status) = status
             && !(400..=599).contains(&status)
         {
             return Some(format!("status must be 400..=599 (got {status})"));
@@ -180,6 +204,10 @@ pub(crate) enum Action {
         retry_after: Option<u64>,
     },
     Drop,
+    Late {
+        delay: Duration,
+        status: Option<u16>,
+    },
 }
 
 /// The registered faults, oldest first.
@@ -222,7 +250,9 @@ impl FaultTable {
             let applies = match entry.fault.kind {
                 FaultKind::AfterCreate => false,
                 FaultKind::Latency { .. } => true,
-                FaultKind::Status { .. } | FaultKind::Drop => plan.action.is_none(),
+                FaultKind::Status { .. } | FaultKind::Drop | FaultKind::Late { .. } => {
+                    plan.action.is_none()
+                }
             };
             if !applies || !entry.fault.matches(method, path) || !entry.fault.rolls_a_hit() {
                 continue;
@@ -239,6 +269,12 @@ impl FaultTable {
                     })
                 }
                 FaultKind::Drop => plan.action = Some(Action::Drop),
+                FaultKind::Late { ms, status } => {
+                    plan.action = Some(Action::Late {
+                        delay: Duration::from_millis(ms),
+                        status,
+                    })
+                }
                 FaultKind::AfterCreate => {}
             }
             consume(entry);
@@ -266,6 +302,9 @@ fn consume(entry: &mut FaultEntry) {
         *n = n.saturating_sub(1);
     }
 }
+
+/// Largest body a late write keeps (configuration writes are a few hundred bytes).
+const LATE_BODY_LIMIT: usize = 1 << 20;
 
 /// Middleware applying the fault table to one request.
 pub(crate) async fn apply(
@@ -303,6 +342,28 @@ pub(crate) async fn apply(
             switch.cut();
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+        Some(Action::Late { delay, status }) => {
+            // Read the body now: the connection may be gone by the time the write lands.
+            let (parts, body) = request.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, LATE_BODY_LIMIT).await else {
+                return StatusCode::BAD_REQUEST.into_response();
+            };
+            let later = Request::from_parts(parts, Body::from(bytes));
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                // Through the credential gate and the handler, exactly as if on time.
+                let _ = next.run(later).await;
+            });
+            return match status {
+                Some(status) => StatusCode::from_u16(status)
+                    .unwrap_or(StatusCode::GATEWAY_TIMEOUT)
+                    .into_response(),
+                None => {
+                    switch.cut();
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            };
+        }
         None => {}
     }
     let response = next.run(request).await;
@@ -337,6 +398,14 @@ mod tests {
         assert_eq!(back, fault);
         let drop: Fault = serde_json::from_str(r#"{"kind":"drop","rate":0.5}"#).unwrap();
         assert_eq!(drop, Fault::drop_connection().rate(0.5));
+        let late: Fault = serde_json::from_str(r#"{"kind":"late","ms":300,"status":504}"#).unwrap();
+        assert_eq!(late, Fault::late(300, Some(504)));
+        let cut: Fault = serde_json::from_str(r#"{"kind":"late","ms":5}"#).unwrap();
+        assert_eq!(cut, Fault::late(5, None));
+        assert_eq!(
+            serde_json::to_value(&cut).unwrap(),
+            serde_json::json!({"kind": "late", "ms": 5})
+        );
     }
 
     #[test]
@@ -392,5 +461,28 @@ mod tests {
         assert!(Fault::status(200).problem().is_some());
         assert!(Fault::latency(1).rate(1.5).problem().is_some());
         assert!(Fault::after_create().problem().is_none());
+        assert!(Fault::late(1, Some(200)).problem().is_some());
+        assert!(Fault::late(1, None).problem().is_none());
+    }
+
+    #[test]
+    fn a_late_fault_is_an_early_answer_that_competes_with_status_and_drop() {
+        let mut table = FaultTable::default();
+        table.add(Fault::late(250, Some(504)).count(1).method("PATCH"));
+        table.add(Fault::status(503).count(1));
+        assert_eq!(
+            table.before(&Method::PATCH, "/x/").action,
+            Some(Action::Late {
+                delay: Duration::from_millis(250),
+                status: Some(504)
+            })
+        );
+        assert_eq!(
+            table.before(&Method::PATCH, "/x/").action,
+            Some(Action::Status {
+                status: 503,
+                retry_after: None
+            })
+        );
     }
 }

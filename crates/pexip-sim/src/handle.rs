@@ -22,7 +22,7 @@ use super::oauth::TokenStore;
 use super::server;
 use super::state::SimState;
 use super::store::Store;
-use super::{Counters, EventSinkTarget, Fault, SimConfig, SimError};
+use super::{Counters, EventSinkTarget, Fault, JournalEntry, SimConfig, SimError};
 
 /// How long `shutdown` waits for open requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -279,6 +279,12 @@ impl SimHandle {
     /// A snapshot of the counters (`GET /_sim/counters`).
     pub fn counters(&self) -> Counters {
         self.inner.state.counters.snapshot()
+    }
+
+    /// Every write to a room and every conference start and end so far, in the order they
+    /// took effect (`GET /_sim/journal`).
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.inner.state.journal()
     }
 
     /// Zero the counters (`POST /_sim/counters/reset`).

@@ -20,8 +20,10 @@
 //! - `filters.rs`: Tastypie-style list queries (filters, lookups, ordering, pagination).
 //! - `live.rs`, `status_api.rs`: simulated live conferences and the status/command API.
 //! - `events.rs`: per-(sink, node) event-sink publishers.
-//! - `faults.rs`, `counters.rs`, `net.rs`: fault injection, request counters, and the
-//!   listener that lets a fault drop a connection without answering.
+//! - `faults.rs`, `counters.rs`, `net.rs`: fault injection (including writes that land after
+//!   an error answer), request counters, and the listener that lets a fault drop a connection
+//!   without answering.
+//! - `journal.rs`: every write to a room and every conference start and end, in order.
 //! - `control.rs`: the `/_sim/` control API (never under `/api/admin`, no auth).
 //! - `cli.rs`: `pexip-sdk sim`.
 
@@ -35,6 +37,7 @@ mod events;
 mod faults;
 mod filters;
 mod handle;
+mod journal;
 mod keys;
 mod live;
 mod net;
@@ -54,6 +57,7 @@ pub use cli::{SimArgs, run};
 pub use counters::Counters;
 pub use faults::{Fault, FaultKind};
 pub use handle::{KeyForm, SimHandle, SimRoom, start};
+pub use journal::{JournalEntry, JournalKind};
 
 /// How a simulator behaves. `Default` gives Pexip's defaults (90 s replication, 1 h tokens).
 #[derive(Clone)]

@@ -103,6 +103,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/_sim/faults/{id}", delete(control::remove_fault))
         .route("/_sim/counters", get(control::counters))
         .route("/_sim/counters/reset", post(control::reset_counters))
+        .route("/_sim/journal", get(control::journal))
         .route("/_sim/clock", post(control::advance_clock))
         .route(
             "/_sim/replication_delay",

@@ -10,6 +10,7 @@ use super::clock::SimClock;
 use super::counters::CounterCell;
 use super::events::{Completion, EventHub};
 use super::faults::FaultTable;
+use super::journal::{Happened, JournalEntry, JournalKind};
 use super::keys::ClientRegistry;
 use super::live::LiveConference;
 use super::oauth::TokenStore;
@@ -155,6 +156,17 @@ impl SimState {
             // Queued while the store is locked, so a concurrent end cannot overtake them.
             let completions = self.publish_start(&conference);
             let id = conference.id.clone();
+            store.journal.record(
+                self.clock.unix_now(),
+                Happened {
+                    kind: JournalKind::ConferenceStarted,
+                    method: None,
+                    room_id: conference.room_id,
+                    room: &conference.name,
+                    tag_before: None,
+                    tag_after: None,
+                },
+            );
             store.live.insert(id.clone(), conference);
             (id, completions)
         };
@@ -206,9 +218,27 @@ impl SimState {
 
     fn remove_live(&self, store: &mut Store, id: &str, reason: &str) -> Vec<Completion> {
         match store.live.remove(id) {
-            Some(conference) => self.publish_end(&conference, reason),
+            Some(conference) => {
+                store.journal.record(
+                    self.clock.unix_now(),
+                    Happened {
+                        kind: JournalKind::ConferenceEnded,
+                        method: None,
+                        room_id: conference.room_id,
+                        room: &conference.name,
+                        tag_before: None,
+                        tag_after: None,
+                    },
+                );
+                self.publish_end(&conference, reason)
+            }
             None => Vec::new(),
         }
+    }
+
+    /// The journal so far (`GET /_sim/journal`).
+    pub(crate) fn journal(&self) -> Vec<JournalEntry> {
+        self.store().journal.entries()
     }
 
     /// Per node: `conference_started`, then per participant (automatic participants dialled

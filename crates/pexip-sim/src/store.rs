@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::journal::Journal;
 use super::live::LiveConference;
 use super::validation::{AliasSpec, AliasWrite};
 
@@ -143,6 +144,9 @@ pub(crate) struct Store {
     aliases: BTreeMap<u64, AliasRecord>,
     /// Live conferences by their status UUID.
     pub(crate) live: BTreeMap<String, LiveConference>,
+    /// Every write to a room and every conference start and end, in order (the handlers
+    /// record them while they hold this store's lock).
+    pub(crate) journal: Journal,
     // Ids are increasing and never reused, as in Pexip's database.
     last_conference_id: u64,
     last_alias_id: u64,

@@ -1,8 +1,10 @@
-//! The Azurite queue emulator as a test component: installed from the pinned
+//! The Azurite storage emulator as a test component: installed from the pinned
 //! `crates/testkit/azurite/package.json` + lock (`npm ci`, under a lock so parallel test binaries do
-//! not race), started from its own binary (`node_modules/.bin/azurite-queue`, not `npx`, so
-//! the process we hold is the server), on a port the OS picks (`--queuePort 0`, read back
-//! from its log: no race for a "free" port), in memory, and stopped when the guard drops.
+//! not race), started from its own binary (`node_modules/.bin/azurite`, not `npx`, so the
+//! process we hold is the server) with its queue service (the pool and deletion queues) and
+//! its blob service (the allocation records) on ports the OS picks (`--queuePort 0
+//! --blobPort 0`, read back from its log: no race for a "free" port), in memory, and stopped
+//! when the guard drops. (The all-in-one binary also serves tables; nothing uses them.)
 //! [`Azurite::start_on_disk`] keeps the data on disk instead, so the fault runs can stop it
 //! and restart it on the same port with its messages intact, like a storage outage.
 //!
@@ -40,7 +42,7 @@ pub fn package_dir() -> PathBuf {
 }
 
 fn server_binary(dir: &Path) -> PathBuf {
-    dir.join("node_modules").join(".bin").join("azurite-queue")
+    dir.join("node_modules").join(".bin").join("azurite")
 }
 
 /// The version pinned in `crates/testkit/azurite/package.json`.
@@ -96,7 +98,7 @@ pub fn ensure_installed() -> Result<PathBuf, AzuriteError> {
         }
         if !is_installed(&dir) {
             return Err(AzuriteError::Install(
-                "npm ci succeeded but the pinned azurite-queue is missing".to_owned(),
+                "npm ci succeeded but the pinned azurite is missing".to_owned(),
             ));
         }
     }
@@ -157,13 +159,14 @@ impl Drop for DirLock {
 /// How long a starting Azurite may take before we give up (a busy 2-core CI machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running Azurite queue service. Dropping it stops the server.
+/// A running Azurite (queue and blob services). Dropping it stops the server.
 #[derive(Debug)]
 pub struct Azurite {
     server: Child,
     watchdog: Child,
     workdir: PathBuf,
     queue_endpoint: Url,
+    blob_endpoint: Url,
     /// Arguments after the port: persistence and the caller's extras, kept for a restart.
     args: Vec<String>,
     scheme: String,
@@ -230,19 +233,26 @@ impl Azurite {
             vec!["--inMemoryPersistence".to_owned()]
         };
         args.extend(extra.iter().map(|a| (*a).to_owned()));
-        let (server, watchdog, log_path) = spawn_server(&binary, &workdir, 0, &args)?;
+        let (server, watchdog, log_path) =
+            spawn_server(&binary, &workdir, Ports::default(), &args)?;
         // From here on, the guard's Drop cleans up whatever happens.
+        let placeholder = Url::parse("http://127.0.0.1/").expect("static URL");
         let mut azurite = Self {
             server,
             watchdog,
             workdir,
-            queue_endpoint: Url::parse("http://127.0.0.1/").expect("static URL"),
+            queue_endpoint: placeholder.clone(),
+            blob_endpoint: placeholder,
             args,
             scheme: scheme.to_owned(),
         };
-        let port = azurite.wait_for_port(&log_path, scheme)?;
-        azurite.queue_endpoint = Url::parse(&format!("{scheme}://127.0.0.1:{port}/{DEV_ACCOUNT}"))
-            .map_err(|e| AzuriteError::Start(e.to_string()))?;
+        let ports = azurite.wait_for_ports(&log_path, scheme)?;
+        let endpoint = |port: u16| {
+            Url::parse(&format!("{scheme}://127.0.0.1:{port}/{DEV_ACCOUNT}"))
+                .map_err(|e| AzuriteError::Start(e.to_string()))
+        };
+        azurite.queue_endpoint = endpoint(ports.queue)?;
+        azurite.blob_endpoint = endpoint(ports.blob)?;
         Ok(azurite)
     }
 
@@ -264,49 +274,60 @@ impl Azurite {
         let _ = self.watchdog.wait();
     }
 
-    /// Start the server again on the same port with the same arguments (and so, with
+    /// Start the server again on the same ports with the same arguments (and so, with
     /// [`Self::start_on_disk`], the same data).
     pub fn restart(&mut self) -> Result<(), AzuriteError> {
         self.stop();
         let binary = ensure_installed()?;
-        let port = self.port();
-        let (server, watchdog, log_path) = spawn_server(&binary, &self.workdir, port, &self.args)?;
+        let ports = Ports {
+            queue: self.port(),
+            blob: self.blob_port(),
+        };
+        let (server, watchdog, log_path) = spawn_server(&binary, &self.workdir, ports, &self.args)?;
         self.server = server;
         self.watchdog = watchdog;
         let scheme = self.scheme.clone();
-        let listening = self.wait_for_port(&log_path, &scheme)?;
-        if listening != port {
+        let listening = self.wait_for_ports(&log_path, &scheme)?;
+        if listening != ports {
             return Err(AzuriteError::Start(format!(
-                "restarted on port {listening}, not {port}"
+                "restarted on ports {listening:?}, not {ports:?}"
             )));
         }
         Ok(())
     }
 
-    /// Wait for "successfully listens on <scheme>://127.0.0.1:<port>" in the log.
-    fn wait_for_port(&mut self, log_path: &Path, scheme: &str) -> Result<u16, AzuriteError> {
-        let marker = format!("listens on {scheme}://127.0.0.1:");
+    /// Wait until the log says where the queue and blob services listen (the all-in-one
+    /// binary writes "Azurite Queue service is successfully listening at <url>", and the same
+    /// for Blob).
+    fn wait_for_ports(&mut self, log_path: &Path, scheme: &str) -> Result<Ports, AzuriteError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let log = fs::read_to_string(log_path).unwrap_or_default();
-            if let Some(at) = log.find(&marker) {
-                let digits: String = log[at + marker.len()..]
+            let port = |service: &str| {
+                let line = log.lines().find(|l| {
+                    l.contains(&format!("Azurite {service} service"))
+                        && l.contains("successfully listen")
+                })?;
+                let marker = format!("{scheme}://127.0.0.1:");
+                let at = line.find(&marker)? + marker.len();
+                let digits: String = line[at..]
                     .chars()
                     .take_while(char::is_ascii_digit)
                     .collect();
-                if let Ok(port) = digits.parse::<u16>() {
-                    return Ok(port);
-                }
+                digits.parse::<u16>().ok()
+            };
+            if let (Some(queue), Some(blob)) = (port("Queue"), port("Blob")) {
+                return Ok(Ports { queue, blob });
             }
             if let Ok(Some(status)) = self.server.try_wait() {
                 return Err(AzuriteError::Start(format!(
-                    "azurite-queue exited ({status}): {}",
+                    "azurite exited ({status}): {}",
                     log.trim()
                 )));
             }
             if Instant::now() > deadline {
                 return Err(AzuriteError::Start(format!(
-                    "azurite-queue did not listen within {START_TIMEOUT:?}: {}",
+                    "azurite did not listen within {START_TIMEOUT:?}: {}",
                     log.trim()
                 )));
             }
@@ -319,24 +340,37 @@ impl Azurite {
         &self.queue_endpoint
     }
 
-    /// The port Azurite listens on.
+    /// The blob service URL of the development account, without a trailing slash.
+    pub fn blob_endpoint(&self) -> &Url {
+        &self.blob_endpoint
+    }
+
+    /// The port of the queue service.
     pub fn port(&self) -> u16 {
         self.queue_endpoint
             .port()
             .expect("the endpoint has an explicit port")
     }
 
+    /// The port of the blob service.
+    pub fn blob_port(&self) -> u16 {
+        self.blob_endpoint
+            .port()
+            .expect("the endpoint has an explicit port")
+    }
+
     /// Connection-string settings for this Azurite (development account, Shared Key).
     pub fn settings(&self) -> StorageSettings {
-        StorageSettings::development(self.queue_endpoint.clone())
+        StorageSettings::development(self.queue_endpoint.clone(), self.blob_endpoint.clone())
     }
 
     /// A full connection string for this Azurite, as `AzureWebJobsStorage` would hold it.
     pub fn connection_string(&self) -> String {
         format!(
-            "DefaultEndpointsProtocol={};AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};QueueEndpoint={};",
+            "DefaultEndpointsProtocol={};AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};QueueEndpoint={};BlobEndpoint={};",
             self.queue_endpoint.scheme(),
-            self.queue_endpoint
+            self.queue_endpoint,
+            self.blob_endpoint
         )
     }
 
@@ -346,12 +380,19 @@ impl Azurite {
     }
 }
 
-/// Start `azurite-queue` on `port` (0: the OS picks) with `args`, logging to a fresh file in
-/// `workdir`, plus its watchdog. Returns both and the log's path.
+/// The ports of the two services we use (0: the OS picks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ports {
+    queue: u16,
+    blob: u16,
+}
+
+/// Start `azurite` on `ports` with `args`, logging to a fresh file in `workdir`, plus its
+/// watchdog. Returns both and the log's path. The table service takes any free port.
 fn spawn_server(
     binary: &Path,
     workdir: &Path,
-    port: u16,
+    ports: Ports,
     args: &[String],
 ) -> Result<(Child, Child, PathBuf), AzuriteError> {
     static NEXT_LOG: AtomicU32 = AtomicU32::new(0);
@@ -366,7 +407,10 @@ fn spawn_server(
         .map_err(|e| AzuriteError::Start(format!("cannot share the log file: {e}")))?;
     let mut server = Command::new(binary)
         .args(["--queueHost", "127.0.0.1", "--queuePort"])
-        .arg(port.to_string())
+        .arg(ports.queue.to_string())
+        .args(["--blobHost", "127.0.0.1", "--blobPort"])
+        .arg(ports.blob.to_string())
+        .args(["--tableHost", "127.0.0.1", "--tablePort", "0"])
         .args([
             "--skipApiVersionCheck",
             "--loose",

@@ -6,8 +6,9 @@
 //!
 //! Peers the service talks to:
 //! - [`sim`]: the Pexip simulator on a loopback port, and a client configured for it.
-//! - [`azurite`]: installs (pinned, `crates/testkit/azurite`) and starts the Azurite queue
-//!   emulator on a port of its own, and stops it when the guard drops, even after a panic.
+//! - [`azurite`]: installs (pinned, `crates/testkit/azurite`) and starts the Azurite emulator
+//!   (queue and blob services) on ports of its own, and stops it when the guard drops, even
+//!   after a panic.
 //! - [`genesys`]: Genesys Cloud, as the service's own stand-in with the tests' agent tokens.
 //! - [`identity`]: the App Service managed-identity endpoint, for the Azure SDK's
 //!   `ManagedIdentityCredential`.

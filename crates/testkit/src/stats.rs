@@ -41,6 +41,71 @@ impl Latencies {
     }
 }
 
+/// One line of a benchmark's report: a measure and its value, and for a checked measure its
+/// target and whether it was met.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub measure: String,
+    pub value: String,
+    pub target: String,
+    pub met: Option<bool>,
+}
+
+/// A figure without a target.
+pub fn row(measure: impl Into<String>, value: impl Into<String>) -> Row {
+    Row {
+        measure: measure.into(),
+        value: value.into(),
+        target: String::new(),
+        met: None,
+    }
+}
+
+/// A figure checked against its target.
+pub fn checked(
+    measure: impl Into<String>,
+    value: impl Into<String>,
+    target: impl Into<String>,
+    met: bool,
+) -> Row {
+    Row {
+        measure: measure.into(),
+        value: value.into(),
+        target: target.into(),
+        met: Some(met),
+    }
+}
+
+/// A benchmark's report in Markdown: the table of `rows`, then one line on how it ran — a
+/// release run (`full`) or the smoke pass `cargo test --all-targets` makes of `bench`.
+pub fn report(rows: &[Row], full: bool, bench: &str, started: std::time::Instant) -> String {
+    let mut table = String::from("| measure | value | target | met |\n|---|---|---|---|\n");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {met} |\n",
+            r.measure, r.value, r.target
+        ));
+    }
+    table.push_str(&format!(
+        "\n{}, {} cores shared with other work; run took {:.0} s.\n",
+        if full {
+            "Release build".to_owned()
+        } else {
+            format!(
+                "Smoke pass (small numbers, test build: the figures mean nothing; run `cargo bench --bench {bench}`)"
+            )
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        started.elapsed().as_secs_f64()
+    ));
+    table
+}
+
 /// A duration in milliseconds with two decimals.
 pub fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)

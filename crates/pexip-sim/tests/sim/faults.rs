@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use pexip_sim::{Fault, FaultKind};
+use pexip_sim::{Fault, FaultKind, JournalKind};
 
 use crate::helpers::{Api, Assertion, CONFERENCES, http, request_token, start_sim};
 
@@ -216,4 +216,103 @@ async fn faults_can_be_managed_over_the_control_api() {
     let parsed: Fault =
         serde_json::from_value(json!({"kind": "after_create", "count": 1})).unwrap();
     assert_eq!(parsed.kind, FaultKind::AfterCreate);
+}
+
+/// Poll until `done` holds; panics after a minute (a guard against hanging, not a timing
+/// assertion).
+async fn eventually(mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < give_up, "did not happen within a minute");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_late_fault_answers_the_error_now_and_applies_the_write_later() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim).await;
+    let id = api.create_room(json!({"name": "late-room"})).await;
+    let room = format!("{CONFERENCES}{id}/");
+    sim.add_fault(Fault::late(300, Some(504)).count(1).method("PATCH"));
+
+    let answered = api.patch(&room, &json!({"tag": "first-caller"})).await;
+    assert_eq!(answered.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(answered.bytes().await.unwrap().is_empty());
+    let tag_now = api.get_json(&room).await["tag"].clone();
+    assert_eq!(tag_now, "", "not applied when the error was answered");
+
+    eventually(|| sim.rooms()[0].tag == "first-caller").await;
+    let update = sim
+        .journal()
+        .into_iter()
+        .find(|e| e.kind == JournalKind::Updated)
+        .expect("the late write is journalled");
+    assert_eq!(update.method.as_deref(), Some("PATCH"));
+    assert_eq!(update.tag_before.as_deref(), Some(""));
+    assert_eq!(update.tag_after.as_deref(), Some("first-caller"));
+    assert_eq!(
+        sim.counters()
+            .requests_for(&format!("PATCH {CONFERENCES}{{id}}/")),
+        1,
+        "one request on the wire, counted once"
+    );
+}
+
+#[tokio::test]
+async fn a_late_fault_without_a_status_drops_the_connection_and_still_applies_the_write() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim).await;
+    let id = api.create_room(json!({"name": "cut-room"})).await;
+    let room = format!("{CONFERENCES}{id}/");
+    sim.add_fault(Fault::late(100, None).count(1).method("PATCH"));
+
+    let dropped = api
+        .request(reqwest::Method::PATCH, &room)
+        .json(&json!({"tag": "cut-caller"}))
+        .send()
+        .await;
+    let error = dropped.expect_err("no response may arrive");
+    assert!(error.status().is_none(), "{error:?}");
+    eventually(|| sim.rooms()[0].tag == "cut-caller").await;
+}
+
+#[tokio::test]
+async fn a_late_delete_removes_the_room_after_answering_502() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim).await;
+    let id = api.create_room(json!({"name": "late-delete"})).await;
+    sim.add_fault(Fault::late(50, Some(502)).count(1).method("DELETE"));
+    let answered = api.delete(&format!("{CONFERENCES}{id}/")).await;
+    assert_eq!(answered.status(), StatusCode::BAD_GATEWAY);
+    eventually(|| sim.rooms().is_empty()).await;
+    assert!(
+        sim.journal()
+            .iter()
+            .any(|e| e.kind == JournalKind::Deleted && e.room_id == id)
+    );
+}
+
+#[tokio::test]
+async fn late_faults_are_added_over_the_control_api_and_checked() {
+    let sim = start_sim().await;
+    let url = format!("{}/_sim/faults", sim.base_url());
+    let added = http()
+        .post(&url)
+        .json(&json!({"kind": "late", "ms": 20, "status": 504, "method": "PATCH"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let listed: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["kind"], "late");
+    assert_eq!(listed[0]["ms"], 20);
+    assert_eq!(listed[0]["status"], 504);
+    let refused = http()
+        .post(&url)
+        .json(&json!({"kind": "late", "ms": 20, "status": 204}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }

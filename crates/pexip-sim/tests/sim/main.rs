@@ -6,5 +6,6 @@ mod control;
 mod events;
 mod faults;
 mod helpers;
+mod journal;
 mod oauth;
 mod status_api;

@@ -1,9 +1,10 @@
-//! Shared Key request signing for the queue service, as a per-try pipeline policy.
+//! Shared Key request signing for the queue and blob services, as a per-try pipeline policy.
 //!
-//! The official `azure_storage_queue` crate only takes a `TokenCredential` (upstream issue
-//! Azure/azure-sdk-for-rust#2975); its maintainers suggest a custom `per_try_policies` policy
-//! for account keys, which is this. It runs after the retry policy, so every attempt gets a
-//! fresh `x-ms-date` and signature.
+//! The official `azure_storage_queue` and `azure_storage_blob` crates only take a
+//! `TokenCredential` (upstream issue Azure/azure-sdk-for-rust#2975); its maintainers suggest a
+//! custom `per_try_policies` policy for account keys, which is this. It runs after the retry
+//! policy, so every attempt gets a fresh `x-ms-date` and signature. Both services sign with
+//! the same scheme, so one policy serves both clients.
 //!
 //! Spec: "Authorize with Shared Key" (learn.microsoft.com/rest/api/storageservices/
 //! authorize-with-shared-key), "Blob, Queue, and File services (Shared Key authorization)",
