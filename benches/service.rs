@@ -16,7 +16,10 @@
 //!    and then during a bulk refill of 500 pool rooms (`POST /room/bulk?count=500`);
 //! 6. deep-health flood (issue 13): the same create latency without and then during a flood
 //!    of anonymous `GET /public/health?deep=true` at concurrency 100 (at least 2,000 checks,
-//!    and on until the creates are done).
+//!    and on until the creates are done);
+//! 7. what Application Insights telemetry costs: `serve` + Azurite create p50 at concurrency
+//!    1 and 16 without and with the exporter (to a loopback fake ingestion endpoint), and the
+//!    peak RSS of each.
 //!
 //! Figures, not assertions: these machines are shared and noisy. The targets come from
 //! issue 6.
@@ -50,6 +53,8 @@ struct Plan {
     azurite_pool: usize,
     azurite_levels: [(usize, usize); 3],
     gc_rooms: usize,
+    /// Repetitions of the off, on, on, off rounds of the telemetry section.
+    telemetry_repeats: usize,
     bulk_refill: usize,
     priority_creates: usize,
     /// Deep health checks in the flood (at least; it lasts as long as the creates).
@@ -63,6 +68,8 @@ const FULL: Plan = Plan {
     azurite_pool: 400,
     azurite_levels: [(1, 150), (16, 300), (64, 350)],
     gc_rooms: 10_000,
+    // More rounds on one Azurite slow every later round (its memory grows with each pool).
+    telemetry_repeats: 1,
     bulk_refill: 500,
     priority_creates: 150,
     flood_checks: 2_000,
@@ -75,6 +82,7 @@ const SMOKE: Plan = Plan {
     azurite_pool: 100,
     azurite_levels: [(1, 5), (16, 16), (64, 64)],
     gc_rooms: 100,
+    telemetry_repeats: 1,
     bulk_refill: 20,
     priority_creates: 10,
     flood_checks: 100,
@@ -338,8 +346,8 @@ fn named(section: &str) -> bool {
     sections().iter().any(|n| n == section)
 }
 
-/// Whether to run `section`: the default set (ready, dev, azurite, gc, priority, flood) runs
-/// when none is named.
+/// Whether to run `section`: the default set (ready, dev, azurite, telemetry, gc, priority,
+/// flood) runs when none is named.
 fn wanted(section: &str) -> bool {
     sections().is_empty() || named(section)
 }
@@ -376,6 +384,9 @@ async fn main() {
     if wanted("azurite") {
         rows.extend(serve_creates(&http, &sim, &azurite, &logs).await);
     }
+    if wanted("telemetry") {
+        rows.extend(telemetry_cost(&http, &sim, &azurite, &logs).await);
+    }
     if wanted("gc") {
         rows.push(gc_in_memory(&http, &sim).await);
     }
@@ -395,6 +406,79 @@ async fn main() {
     if full {
         let _ = std::fs::write(target_dir.join("bench-service.md"), &table);
     }
+}
+
+/// What Application Insights costs `serve`: create p50 at concurrency 1 and 16 against
+/// Azurite, without and with `APPLICATIONINSIGHTS_CONNECTION_STRING` (a loopback fake of the
+/// ingestion endpoint that accepts uploads unread: in Azure, decoding them is not this
+/// machine's work), `RUST_LOG=info` as in Azure. Rounds in the order off, on, on, off
+/// (repeated), so drift on a shared machine hits both sides alike; the ratio compares the
+/// medians of each side's p50s.
+async fn telemetry_cost(
+    http: &reqwest::Client,
+    sim: &SimHandle,
+    azurite: &Azurite,
+    logs: &std::path::Path,
+) -> Vec<Row> {
+    let ingestion = testkit::ingestion::Ingestion::start_discarding().await;
+    let pool = plan().azurite_pool;
+    let order = [false, true, true, false].repeat(plan().telemetry_repeats);
+    let plan = &plan().azurite_levels[..2];
+    let mut p50s: [Vec<Vec<Duration>>; 2] = Default::default();
+    let mut peak_rss = [0.0f64; 2];
+    for (round, on) in order.into_iter().enumerate() {
+        let mut env = serve_env(sim, azurite, &format!("tel{round}-"))
+            .set("RUST_LOG", "info")
+            .set("ROOM_POOL_TARGET", pool.to_string());
+        if on {
+            let (trust, ca) = ingestion.trust_env();
+            env = env
+                .set(
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                    ingestion.connection_string(),
+                )
+                .set(&trust, ca);
+        }
+        let log = logs.join(format!("telemetry-{round}.log"));
+        let mut serve = ServeProcess::spawn(BINARY.as_ref(), env.pairs(), Some(&log));
+        serve.wait_ready(http, Duration::from_secs(30)).await;
+        let levels = levels(http, serve.url(), plan, &format!("TEL{round}")).await;
+        let (peak, _) = serve.rss_mib().expect("serve RSS");
+        serve.terminate(Duration::from_secs(60)).await;
+        let side = usize::from(on);
+        peak_rss[side] = peak_rss[side].max(peak);
+        p50s[side].push(levels.iter().map(|l| l.latencies.percentile(0.5)).collect());
+    }
+    let uploads = ingestion.uploads();
+    let mut rows = Vec::new();
+    for (i, &(concurrency, _)) in plan.iter().enumerate() {
+        let median = |side: usize| {
+            let mut v: Vec<Duration> = p50s[side].iter().map(|round| round[i]).collect();
+            v.sort();
+            let mid = v.len() / 2;
+            if v.len().is_multiple_of(2) {
+                (v[mid - 1] + v[mid]) / 2
+            } else {
+                v[mid]
+            }
+        };
+        let (off, on) = (median(0), median(1));
+        let ratio = on.as_secs_f64() / off.as_secs_f64();
+        rows.push(checked(
+            format!("`serve` + Azurite create p50 at c={concurrency}: without → with Application Insights"),
+            format!("{} ms → {} ms (×{ratio:.3})", ms(off), ms(on)),
+            "≤ ×1.10",
+            ratio <= 1.10,
+        ));
+    }
+    rows.push(row(
+        "`serve` peak RSS without → with Application Insights",
+        format!(
+            "{:.1} MiB → {:.1} MiB ({uploads} uploads received)",
+            peak_rss[0], peak_rss[1]
+        ),
+    ));
+    rows
 }
 
 /// `dev` mode creates at each level, and the peak RSS of the `dev` process.

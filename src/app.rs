@@ -109,6 +109,7 @@ impl App {
         let pexip = PexipClient::new(&settings.pexip).context("Pexip client")?;
         let rooms =
             RoomService::new(pexip, &queues, &records, settings.rooms).context("room service")?;
+        crate::telemetry::metrics::observe_service(&rooms);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()

@@ -6,6 +6,7 @@
 //! Key Vault cannot give at start) and 1 otherwise.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -62,10 +63,13 @@ struct DevArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
-    match TelemetrySettings::from_env(&env) {
-        Ok(settings) => crate::telemetry::init(&settings),
-        Err(e) => return fail(&e.to_string(), 2),
-    }
+    let telemetry = match TelemetrySettings::from_env(&env)
+        .map_err(anyhow::Error::from)
+        .and_then(|settings| crate::telemetry::init(&settings))
+    {
+        Ok(telemetry) => telemetry,
+        Err(e) => return fail(&format!("{e:#}"), 2),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}"), 1),
@@ -85,6 +89,11 @@ pub fn main() -> ExitCode {
             Command::Sim(args) => pexip_sim::run(args, crate::app::shutdown_signal()).await,
         }
     });
+    // After the server stopped (SIGTERM included): the last requests' telemetry goes out.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if !telemetry.shutdown(TELEMETRY_FLUSH) {
+        tracing::warn!("telemetry not fully sent before exit");
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -102,7 +111,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// How long the last telemetry may take to leave at exit. The host allows a stopping handler
+/// a few seconds; `serve` already spent up to its own grace on background work.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
+
 fn fail(message: &str, code: u8) -> ExitCode {
-    eprintln!("error: {message}");
+    // One line, filed by the host as an Error whatever the message says.
+    eprintln!(
+        "{}",
+        crate::telemetry::console::error_line(&format!("error: {message}"))
+    );
     ExitCode::from(code)
 }

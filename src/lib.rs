@@ -12,7 +12,9 @@
 //! - [`dev`]: `dev` mode, the embedded simulator and timers around the same [`app::App`].
 //! - [`config`]: every setting, read from the environment once at start and validated into
 //!   types; errors name the variable. No other module reads the environment.
-//! - [`telemetry`]: tracing setup (compact text locally, JSON lines in Azure).
+//! - [`telemetry`]: log lines the Functions host files at their own level (compact text
+//!   locally, JSON lines in Azure), and Application Insights through OpenTelemetry when
+//!   configured.
 //! - [`pexip`]: the Pexip Infinity Management API client (OAuth2 ES256, token cache, retries,
 //!   pagination, a prioritised concurrency cap, typed errors).
 //! - [`queue`]: the pool and deletion queues, on Azure Storage Queues (official SDK; Shared

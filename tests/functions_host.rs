@@ -2,6 +2,11 @@
 //! directory, arguments, the host's environment), wait for the readiness ping, forward HTTP
 //! requests with the host's headers, invoke the timers with the documented payloads, and stop
 //! it with SIGTERM. Queues are Azurite (serve refuses in-memory), Pexip is the simulator.
+//!
+//! The same play runs twice: on the repository (what `func start` runs) and on the unzipped
+//! deployment package that `scripts/package` writes (what Azure runs). The package is built
+//! from the debug binary the tests already have: what is under test is the layout, and a
+//! release build would double CI's build time.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -29,13 +34,18 @@ impl Drop for Handler {
     }
 }
 
-fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
-    let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
-    assert_eq!(layout.host.executable, "target/release/pexip-sdk");
-    let mut command = Command::new(BINARY);
+/// The handler as the host starts it from `root`: host.json's arguments and working
+/// directory, the host's environment, and `executable` as the program.
+fn host_command_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    root: &Path,
+    executable: &Path,
+    env: &[(K, V)],
+) -> Command {
+    let layout = AppLayout::load(root).unwrap();
+    let mut command = Command::new(executable);
     command
         .args(&layout.host.arguments)
-        .current_dir(Path::new(APP_ROOT).join(&layout.host.working_directory))
+        .current_dir(root.join(&layout.host.working_directory))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null());
@@ -43,6 +53,14 @@ fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
         command.env(k, v);
     }
     command
+}
+
+/// The handler started from the repository. host.json names `target/release/pexip-sdk`;
+/// tests run the build cargo made for them.
+fn host_command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)]) -> Command {
+    let layout = AppLayout::load(Path::new(APP_ROOT)).unwrap();
+    assert_eq!(layout.host.executable, "target/release/pexip-sdk");
+    host_command_in(Path::new(APP_ROOT), Path::new(BINARY), env)
 }
 
 /// Poll `GET /` like the host's `IsWorkerReady`: any HTTP answer means ready.
@@ -81,6 +99,12 @@ fn timer_payload(name: &str, status: Value, past_due: bool) -> Value {
 
 #[tokio::test]
 async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
+    play_the_host(Path::new(APP_ROOT), Path::new(BINARY)).await;
+}
+
+/// Start the handler of the app at `root` (with `executable`), then the readiness ping, the
+/// timers, a forwarded create and a room's whole life, and SIGTERM.
+async fn play_the_host(root: &Path, executable: &Path) {
     let azurite = Azurite::shared().expect("Azurite");
     let sim = testkit::sim::start().await;
     let port = free_port();
@@ -97,10 +121,14 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
         )
-        .set("FUNCTIONS_APP_ROOT_PATH", APP_ROOT)
+        .set("FUNCTIONS_APP_ROOT_PATH", root.display().to_string())
         .set("FUNCTIONS_WORKER_RUNTIME", "custom")
         .storage(azurite)
-        .queue_prefix(format!("host{}-", std::process::id()))
+        // Both plays run at once in this binary: each needs queues of its own.
+        .queue_prefix(format!(
+            "host{}-",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ))
         .pexip(&sim)
         .event_sink("pexip", "sink-secret")
         .set("ROOM_POOL_TARGET", "3")
@@ -110,7 +138,7 @@ async fn the_host_can_start_forward_to_invoke_and_stop_the_handler() {
         // The host's function keys are the gate here (no Entra ID tenant in tests).
         .set("AUTH_DISABLED", "true");
     let mut handler = Handler(
-        host_command(env.pairs())
+        host_command_in(root, executable, env.pairs())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -352,8 +380,9 @@ fn serve_fails_fast_with_one_line_naming_the_setting() {
     }
 }
 
-/// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stderr.
-async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> String {
+/// Start `serve` with `env`, wait until it is ready, stop it with SIGTERM; its stdout and
+/// stderr (INFO lines go to the one, WARN and ERROR to the other).
+async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> (String, String) {
     let port = free_port();
     let mut env: Vec<(String, String)> = env
         .iter()
@@ -362,7 +391,7 @@ async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> String 
     env.push(("FUNCTIONS_CUSTOMHANDLER_PORT".to_owned(), port.to_string()));
     let mut handler = Handler(
         host_command(&env)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -377,9 +406,12 @@ async fn serve_and_stop<K: AsRef<str>, V: AsRef<str>>(env: &[(K, V)]) -> String 
             .unwrap()
             .success()
     );
+    // Little output, and the process is exiting: reading one pipe after the other is safe.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut handler.0.stdout.take().unwrap(), &mut stdout).unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut handler.0.stderr.take().unwrap(), &mut stderr).unwrap();
-    stderr
+    (stdout, stderr)
 }
 
 /// Issue 13, item 16: `serve` starts without the in-app check only when `AUTH_DISABLED=true`
@@ -403,7 +435,7 @@ async fn serve_warns_at_start_when_in_app_authentication_is_disabled() {
     ];
     const WARNING: &str = "in-app authentication of /room* is off";
     let disabled = [base.to_vec(), vec![("AUTH_DISABLED", "true".to_owned())]].concat();
-    let stderr = serve_and_stop(&disabled).await;
+    let (_, stderr) = serve_and_stop(&disabled).await;
     assert!(stderr.contains(WARNING), "{stderr}");
 
     let configured = [
@@ -422,9 +454,128 @@ async fn serve_warns_at_start_when_in_app_authentication_is_disabled() {
         ],
     ]
     .concat();
-    let stderr = serve_and_stop(&configured).await;
-    assert!(stderr.contains("serving"), "the run was logged: {stderr}");
-    assert!(!stderr.contains(WARNING), "{stderr}");
+    let (stdout, stderr) = serve_and_stop(&configured).await;
+    assert!(stdout.contains("serving"), "the run was logged: {stdout}");
+    assert!(
+        !stderr.contains(WARNING) && !stdout.contains(WARNING),
+        "{stderr}"
+    );
+}
+
+/// A fresh directory for this test run.
+fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pexip-sdk-{what}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_deployment_package_holds_the_app_and_runs_under_the_host() {
+    let dir = scratch_dir("package");
+    let zip_path = dir.join("functionapp.zip");
+    let packaged = Command::new(Path::new(APP_ROOT).join("scripts/package"))
+        .args(["--binary", BINARY, "--out"])
+        .arg(&zip_path)
+        .output()
+        .unwrap();
+    assert!(
+        packaged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
+
+    // Exactly host.json, every function folder's function.json and the binary, run bit set.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.unwrap().into_owned())
+        .collect();
+    names.sort();
+    let repo = AppLayout::load(Path::new(APP_ROOT)).unwrap();
+    let mut expected: Vec<String> = repo
+        .functions
+        .iter()
+        .map(|f| format!("{}/function.json", f.name()))
+        .chain(["host.json".to_owned(), "pexip-sdk".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        names, expected,
+        "no local.settings.json, no sources, nothing else"
+    );
+    let mode = archive.by_name("pexip-sdk").unwrap().unix_mode().unwrap();
+    assert_eq!(
+        mode & 0o777,
+        0o755,
+        "the binary keeps its run bit: {mode:o}"
+    );
+
+    let root = dir.join("app");
+    archive.extract(&root).unwrap();
+    let layout = AppLayout::load(&root).unwrap();
+    assert_eq!(layout.host.executable, "pexip-sdk", "a file inside the zip");
+    assert_eq!(layout.host.arguments, repo.host.arguments);
+    assert_eq!(layout.host.route_prefix, repo.host.route_prefix);
+    assert!(layout.host.forwarding);
+    let executable = root.join(&layout.host.executable);
+    play_the_host(&root, &executable).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn funcignore_lets_core_tools_upload_what_the_package_holds() {
+    let root = Path::new(APP_ROOT);
+    // Every file a walk honouring .funcignore (gitignore syntax, as Core Tools reads it)
+    // keeps, outside target/ (build output varies; checked path by path below).
+    let mut kept: Vec<String> = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .add_custom_ignore_filename(".funcignore")
+        .filter_entry(|e| e.file_name() != "target")
+        .build()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| {
+            e.path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    kept.sort();
+    let layout = AppLayout::load(root).unwrap();
+    let mut expected: Vec<String> = layout
+        .functions
+        .iter()
+        .map(|f| format!("{}/function.json", f.name()))
+        .chain(["host.json".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected);
+
+    let mut rules = ignore::gitignore::GitignoreBuilder::new(root);
+    assert!(rules.add(root.join(".funcignore")).is_none());
+    let rules = rules.build().unwrap();
+    let ignored = |path: &str| {
+        rules
+            .matched_path_or_any_parents(root.join(path), false)
+            .is_ignore()
+    };
+    assert!(
+        !ignored(&layout.host.executable),
+        "the binary host.json names is uploaded"
+    );
+    for path in [
+        "target/release/deps/pexip_sdk-0123.d",
+        "target/debug/pexip-sdk",
+        "local.settings.json",
+        "src/lib.rs",
+        "Cargo.toml",
+        "deploy/main.bicep",
+        "crates/testkit/azurite/node_modules/azurite/package.json",
+    ] {
+        assert!(ignored(path), "{path} must not be uploaded");
+    }
 }
 
 #[tokio::test]
@@ -468,6 +619,6 @@ async fn serve_checks_at_start_that_the_automatic_participants_exist() {
 
     // The ones that exist let it start.
     let env = base.set("ROOM_AUTOMATIC_PARTICIPANTS", agent.clone());
-    let stderr = serve_and_stop(env.pairs()).await;
-    assert!(stderr.contains("serving"), "{stderr}");
+    let (stdout, _) = serve_and_stop(env.pairs()).await;
+    assert!(stdout.contains("serving"), "{stdout}");
 }

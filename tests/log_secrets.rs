@@ -168,23 +168,7 @@ async fn a_full_lifecycle_logs_no_secret() {
         ("Entra bearer token".into(), bearer.clone()),
         ("forged bearer token".into(), forged.clone()),
     ];
-    for r in app.sim.rooms() {
-        secrets.push((format!("host PIN of {}", r.name), r.pin.clone()));
-        secrets.push((format!("guest PIN of {}", r.name), r.guest_pin.clone()));
-    }
-    let tokens = app.sim.issued_tokens();
-    assert!(!tokens.is_empty(), "the client used OAuth2");
-    for t in tokens {
-        secrets.push(("access token".into(), t));
-    }
-    for line in app
-        .sim
-        .private_key_pem()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-    {
-        secrets.push(("private key".into(), line.to_owned()));
-    }
+    secrets.extend(testkit::sim::secrets(&app.sim));
 
     let logs = capture.text();
     assert!(

@@ -31,4 +31,7 @@ pub use storage::{
     STORAGE_BLOB_SERVICE_URI, STORAGE_CLIENT_ID, STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI,
     StorageSettings,
 };
-pub use telemetry::{LogFormat, TelemetrySettings};
+pub use telemetry::{
+    APPLICATIONINSIGHTS_CONNECTION_STRING, AppInsightsSettings, LogFormat, TelemetrySettings,
+    WEBSITE_SITE_NAME,
+};

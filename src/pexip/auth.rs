@@ -26,6 +26,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::PexipError;
 use super::key::SigningKey;
@@ -253,18 +254,24 @@ impl OAuth2 {
             ("client_assertion", assertion.as_str()),
         ];
         let started = Instant::now();
-        let response = http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| PexipError::from_transport(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| PexipError::from_transport(&e))?;
+        let dependency = crate::telemetry::dependency::token_span(&self.token_url);
+        let exchange = async {
+            let response = http.post(&self.token_url).form(&form).send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        }
+        .instrument(dependency.clone())
+        .await;
+        crate::telemetry::dependency::record_outcome(
+            &dependency,
+            exchange.as_ref().ok().map(|(status, _, _)| status.as_u16()),
+            exchange
+                .as_ref()
+                .map_or(true, |(status, _, _)| !status.is_success()),
+        );
+        let (status, headers, body) = exchange.map_err(|e| PexipError::from_transport(&e))?;
         tracing::debug!(
             pexip.method = "POST",
             pexip.path = super::paths::TOKEN_PATH,

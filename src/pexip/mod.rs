@@ -41,6 +41,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::config::{PexipAuth, PexipSettings};
 
@@ -75,6 +76,8 @@ struct Inner {
     http: reqwest::Client,
     /// Scheme, host, port and optional path prefix, without a trailing slash.
     base: String,
+    /// The same, parsed: the host of dependency telemetry.
+    base_url: url::Url,
     auth: Auth,
     gate: Gate,
     max_retries: u32,
@@ -130,9 +133,12 @@ impl PexipClient {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| PexipError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let base_url = url::Url::parse(&base)
+            .map_err(|e| PexipError::Config(format!("the base URL does not parse: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                base_url,
                 base,
                 auth,
                 gate: Gate::new(settings.max_in_flight),
@@ -641,6 +647,9 @@ impl PexipClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
+        // One dependency per attempt; nothing is built unless telemetry is exported.
+        let dependency =
+            crate::telemetry::dependency::pexip_span(method.as_str(), &self.inner.base_url, path);
         let started = Instant::now();
         let outcome = async {
             let response = builder.send().await?;
@@ -653,10 +662,19 @@ impl PexipClient {
                 body,
             })
         }
+        .instrument(dependency.clone())
         .await;
         let duration_ms = started.elapsed().as_millis() as u64;
         drop(permit);
         let path = path_only(path);
+        crate::telemetry::dependency::record_outcome(
+            &dependency,
+            outcome.as_ref().ok().map(|r| r.status.as_u16()),
+            // 404 is a routine answer to deletes and lookups, not a failure of Pexip.
+            outcome.as_ref().map_or(true, |r| {
+                !(r.status.is_success() || r.status == StatusCode::NOT_FOUND)
+            }),
+        );
         match outcome {
             Ok(reply) => {
                 // 2xx and 404 (an expected answer to deletes and lookups) are routine.

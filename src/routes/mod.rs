@@ -39,9 +39,9 @@ pub use timers::TimerTurns;
 
 use crate::config::EventSinkSettings;
 use crate::entra::EntraAuth;
-use crate::functions::INVOCATION_ID_HEADER;
 use crate::genesys::AgentAuth;
 use crate::rooms::{DeepHealth, RoomService};
+use crate::telemetry;
 
 /// Largest body accepted on routes other than the event sink (room updates are tiny).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -312,7 +312,9 @@ fn routes(state: AppState) -> Router {
         .merge(timers)
         // Inside the request span, so each error's one log line carries the invocation id.
         .layer(axum::middleware::from_fn(error::log_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Status and latency onto the request span (its telemetry), inside it too.
+        .layer(axum::middleware::from_fn(telemetry::http::track))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::http::request_span))
         .with_state(state)
 }
 
@@ -339,22 +341,4 @@ async fn limit_request_head(
         return ApiError::HeadersTooLarge.into_response();
     }
     next.run(request).await
-}
-
-/// One span per request with the host's invocation id (and, on `/room*` with in-app auth,
-/// the caller's client id). Only the path is recorded: query strings carry uuiData, which
-/// must not reach a log.
-fn request_span(request: &Request) -> tracing::Span {
-    let invocation = request
-        .headers()
-        .get(INVOCATION_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::info_span!(
-        "request",
-        http.method = %request.method(),
-        http.path = %request.uri().path(),
-        invocation_id = %invocation,
-        auth.client = tracing::field::Empty,
-    )
 }

@@ -108,6 +108,7 @@ pub async fn metrics_timer(
     };
     let _ = TimerInvocation::from_body(&body);
     let metrics = state.rooms.collect_metrics().await;
+    crate::telemetry::metrics::record_report(&metrics);
     let logs = vec![
         format!(
             "metrics: {}",

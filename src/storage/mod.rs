@@ -22,6 +22,7 @@ use crate::azure_sdk::describe;
 use crate::config::{
     STORAGE_BLOB_SERVICE_URI, STORAGE_CONNECTION, STORAGE_QUEUE_SERVICE_URI, StorageSettings,
 };
+use crate::telemetry::dependency::StoragePolicy;
 
 /// The storage services this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub(crate) struct Access {
     per_try_policies: Vec<Arc<dyn Policy>>,
     /// The setting the endpoint and credentials come from.
     pub(crate) setting: &'static str,
+    /// Which service: how the telemetry names its requests.
+    service: Service,
     transport: Option<Transport>,
 }
 
@@ -70,6 +73,7 @@ impl Access {
                     key.expose_secret(),
                 ))],
                 setting: STORAGE_CONNECTION,
+                service,
                 transport,
             }),
             StorageSettings::ManagedIdentity {
@@ -101,6 +105,7 @@ impl Access {
                     credential: Some(credential),
                     per_try_policies: Vec::new(),
                     setting,
+                    service,
                     transport,
                 })
             }
@@ -108,12 +113,17 @@ impl Access {
         }
     }
 
-    /// Client options with `retry`, the transport and the Shared Key signer.
+    /// Client options with `retry`, the transport, and the per-try policies: first the
+    /// dependency telemetry (each attempt, retries included, is one storage dependency, timed
+    /// around the signing and the exchange), then the Shared Key signer.
     pub(crate) fn client_options(&self, retry: RetryOptions) -> ClientOptions {
+        let mut per_try_policies: Vec<Arc<dyn Policy>> =
+            vec![StoragePolicy::new(self.service, &self.endpoint)];
+        per_try_policies.extend(self.per_try_policies.iter().cloned());
         ClientOptions {
             retry,
             transport: self.transport.clone(),
-            per_try_policies: self.per_try_policies.clone(),
+            per_try_policies,
             ..ClientOptions::default()
         }
     }

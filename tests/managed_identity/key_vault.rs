@@ -33,7 +33,6 @@ use testkit::logs::Captured;
 use testkit::recording::{Request, Stub};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 /// The user-assigned identity of the test that uses one.
 const CLIENT_ID: &str = "kv-mi-client-1";
@@ -126,7 +125,7 @@ struct FakeVault {
 
 impl FakeVault {
     async fn start(secrets: &[(&str, &str)]) -> Self {
-        let (ca_pem, server_config) = test_pki();
+        let (ca_pem, server_config) = testkit::tls::loopback_pki();
         let state = Arc::new(VaultState::default());
         state.secrets.lock().unwrap().extend(
             secrets
@@ -241,39 +240,6 @@ fn vault_answer(state: &VaultState, request: &Request) -> axum::response::Respon
         )
             .into_response(),
     }
-}
-
-/// A CA made now, and a server certificate for 127.0.0.1 it signed. Returns the CA's PEM (the
-/// client's only trust anchor) and the server's TLS configuration.
-fn test_pki() -> (String, rustls::ServerConfig) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "pexip-sdk test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-
-    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone(), ca.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-        )
-        .unwrap();
-    (ca.pem(), config)
 }
 
 /// TCP + TLS for `axum::serve`. While the vault is down, connections are closed unanswered.

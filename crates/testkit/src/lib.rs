@@ -19,6 +19,13 @@
 //! - [`env`]: [`env::AppEnv`], the settings that point the service at those peers.
 //! - [`serve`]: `pexip-sdk serve` as a child process started like the Functions host starts
 //!   it, SIGTERM and SIGKILL, its RSS, and the host's timer invocations.
+//! - [`lifecycle`]: a service's whole life over HTTP (creates, event sink, GC, metrics, a
+//!   Pexip outage), for tests that check what it emitted meanwhile.
+//!
+//! What the service emits, and where it goes:
+//! - [`host_console`]: how the Functions host files each line a handler writes.
+//! - [`ingestion`]: a fake Application Insights ingestion endpoint that decodes and keeps the
+//!   envelopes the exporter uploads.
 //!
 //! Harness and tools:
 //! - [`harness`] and [`tests!`]: the harness of test binaries that must own their process
@@ -26,6 +33,7 @@
 //! - [`logs`]: capture of formatted log lines, for assertions on what is (never) logged.
 //! - [`time`]: paused tokio time that still lets requests on real sockets finish.
 //! - [`keys`]: EC P-256 key pairs made at test time.
+//! - [`tls`]: a test CA and a TLS listener for loopback fakes of https-only services.
 //! - [`stats`]: latency percentiles for the benchmarks and the fault runs.
 //! - Below: free ports, queue names, and the `uuiData` a caller sends.
 
@@ -33,14 +41,18 @@ pub mod azurite;
 pub mod env;
 pub mod genesys;
 pub mod harness;
+pub mod host_console;
 pub mod identity;
+pub mod ingestion;
 pub mod keys;
+pub mod lifecycle;
 pub mod logs;
 pub mod recording;
 pub mod serve;
 pub mod sim;
 pub mod stats;
 pub mod time;
+pub mod tls;
 
 /// A free port on 127.0.0.1, picked by the OS. The caller (or its child) binds it a moment
 /// later; the Functions host hands its handler a port the same way.

@@ -68,6 +68,37 @@ impl ServeProcess {
         }
     }
 
+    /// Start `binary ARGS` with exactly `env` (plus `PATH`), serving on `port`, its stdout and
+    /// stderr each into its own file: for tests that care which stream a line went to (the
+    /// Functions host files them differently).
+    pub fn spawn_split(
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        port: u16,
+        stdout: &Path,
+        stderr: &Path,
+    ) -> Self {
+        let file = |path: &Path| std::fs::File::create(path).expect("an output file");
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file(stdout))
+            .stderr(file(stderr))
+            .spawn()
+            .expect("pexip-sdk starts");
+        Self {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            started,
+        }
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url

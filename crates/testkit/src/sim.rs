@@ -56,3 +56,27 @@ pub fn conference(name: &str) -> NewConference {
         ..NewConference::default()
     }
 }
+
+/// Every secret `sim` handed out, by kind, for tests proving none reaches a log or the
+/// telemetry: each room's host and guest PIN, each access token it issued (panics if none:
+/// the client was expected to use OAuth2), and each line of its client's private key.
+pub fn secrets(sim: &SimHandle) -> Vec<(String, String)> {
+    let mut secrets = Vec::new();
+    for room in sim.rooms() {
+        secrets.push((format!("host PIN of {}", room.name), room.pin.clone()));
+        secrets.push((
+            format!("guest PIN of {}", room.name),
+            room.guest_pin.clone(),
+        ));
+    }
+    let tokens = sim.issued_tokens();
+    assert!(!tokens.is_empty(), "the client used OAuth2");
+    secrets.extend(tokens.into_iter().map(|t| ("access token".to_owned(), t)));
+    secrets.extend(
+        sim.private_key_pem()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(|l| ("private key".to_owned(), l.to_owned())),
+    );
+    secrets
+}
