@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use pexip_sdk::queue::DeletionMessage;
-use pexip_sim::FilterMode;
+use pexip_sdk::queue::{DeletionMessage, ReceivedMessage};
+use pexip_sim::{FilterMode, SimRoom};
 use serde_json::Value;
 
 use crate::support::*;
@@ -557,10 +557,10 @@ async fn the_reconciler_deletes_leaks_and_nothing_else() {
     assert_eq!(app.rooms.stats().leaks_found, 1);
 }
 
-/// Issue 13, item 6: a pooled room whose message a claim holds while the reconciler lists
-/// the pool is only a suspect; the claim tags it before the second look, and it is kept.
-#[tokio::test]
-async fn item6_a_room_claimed_while_the_pool_is_listed_is_not_deleted() {
+/// Issue 13, item 6: a pooled room an hour old whose pool message is held (received by an
+/// allocation, or for a moment) while the reconciler takes its first look: only a suspect,
+/// queued for a second look and not deleted on sight.
+async fn a_pooled_room_held_through_the_first_look() -> (TestApp, SimRoom, ReceivedMessage) {
     let app = TestApp::spawn(Options {
         pool_target: 1,
         env: vec![(LEAK_MIN_AGE.0.into(), LEAK_MIN_AGE.1.into())],
@@ -570,8 +570,7 @@ async fn item6_a_room_claimed_while_the_pool_is_listed_is_not_deleted() {
     app.seed_pool().await;
     let room = app.sim.rooms().remove(0);
     app.sim.backdate_room(&room.name, AN_HOUR).unwrap();
-    // An allocation on another instance has received the message and is about to tag it.
-    let claim = app
+    let held = app
         .rooms
         .pool_queue()
         .receive(1, Duration::from_secs(30))
@@ -582,6 +581,14 @@ async fn item6_a_room_claimed_while_the_pool_is_listed_is_not_deleted() {
     let first = app.invoke_timer("gc_timer").await;
     assert_eq!(log_line(&first, "reconcile: ")["queued"], 1, "{first}");
     assert!(app.sim_room(&room.name).is_some(), "not deleted on sight");
+    (app, room, held)
+}
+
+/// Issue 13, item 6: the claim that held the message tags the room before the second look,
+/// and the room is kept.
+#[tokio::test]
+async fn item6_a_room_claimed_while_the_pool_is_listed_is_not_deleted() {
+    let (app, room, claim) = a_pooled_room_held_through_the_first_look().await;
 
     // The claim completes: message deleted, room tagged for its call.
     app.rooms.pool_queue().delete(&claim.receipt).await.unwrap();
@@ -600,24 +607,7 @@ async fn item6_a_room_claimed_while_the_pool_is_listed_is_not_deleted() {
 /// for a moment and released) is seen in the pool at the second, and stays there.
 #[tokio::test]
 async fn item6_a_pooled_room_out_of_sight_at_the_first_look_stays_in_the_pool() {
-    let app = TestApp::spawn(Options {
-        pool_target: 1,
-        env: vec![(LEAK_MIN_AGE.0.into(), LEAK_MIN_AGE.1.into())],
-        ..Options::default()
-    })
-    .await;
-    app.seed_pool().await;
-    let room = app.sim.rooms().remove(0);
-    app.sim.backdate_room(&room.name, AN_HOUR).unwrap();
-    let held = app
-        .rooms
-        .pool_queue()
-        .receive(1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .remove(0);
-    let first = app.invoke_timer("gc_timer").await;
-    assert_eq!(log_line(&first, "reconcile: ")["queued"], 1, "{first}");
+    let (app, room, held) = a_pooled_room_held_through_the_first_look().await;
 
     // Released (an allocation for a call that already had its room gives it back).
     app.rooms
