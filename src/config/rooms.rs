@@ -408,7 +408,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("660 s"), "{err}");
         let s = read(&[("ROOM_READY_DELAY_SECONDS", "3600")]).unwrap();
-        assert_eq!(s.leak_min_age, Duration::from_secs(3660), "unset: the floor");
+        assert_eq!(
+            s.leak_min_age,
+            Duration::from_secs(3660),
+            "unset: the floor"
+        );
         let s = read(&[
             ("ALLOCATION_RECORD_MAX_AGE_HOURS", "48"),
             (ROOM_MAX_UNUSED_HOURS, "48"),
