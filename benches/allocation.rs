@@ -23,6 +23,7 @@ use testkit::azurite::Azurite;
 use testkit::env::AppEnv;
 use testkit::serve::{ServeProcess, invoke_timer, log_dir};
 use testkit::stats::{Latencies, Row, checked, ms, report, row};
+use testkit::timed_create;
 
 /// Added to every Management API request.
 const LATENCY_MS: u64 = 50;
@@ -91,25 +92,6 @@ async fn quiet(sim: &SimHandle) -> Instant {
     last_change
 }
 
-/// One create; its latency and whether it was answered 200.
-async fn create(http: &reqwest::Client, base: &str, call: &str) -> (Duration, bool) {
-    let uui = testkit::uui("id", call);
-    let started = Instant::now();
-    let ok = match http
-        .post(format!("{base}/room/create?uuiData={uui}"))
-        .send()
-        .await
-    {
-        Ok(response) => {
-            let ok = response.status() == 200;
-            let _ = response.bytes().await;
-            ok
-        }
-        Err(_) => false,
-    };
-    (started.elapsed(), ok)
-}
-
 /// `total` creates for the calls `<label><i>` at `concurrency`, from a quiet simulator.
 async fn level(
     http: &reqwest::Client,
@@ -138,7 +120,7 @@ async fn level(
                     if i >= total {
                         return (latencies, failures);
                     }
-                    let (took, ok) = create(&http, &base, &format!("{label}{i}")).await;
+                    let (took, ok) = timed_create(&http, &base, &format!("{label}{i}")).await;
                     latencies.push(took);
                     failures += usize::from(!ok);
                 }
@@ -200,7 +182,7 @@ async fn main() {
     let mut repeats = Latencies::default();
     let mut repeat_failures = 0;
     for i in 0..plan.sequential {
-        let (took, ok) = create(&http, serve.url(), &format!("SEQ{i}")).await;
+        let (took, ok) = timed_create(&http, serve.url(), &format!("SEQ{i}")).await;
         repeats.push(took);
         repeat_failures += usize::from(!ok);
     }

@@ -126,21 +126,9 @@ async fn create_load(
                     if i >= total {
                         return (latencies, failures);
                     }
-                    let uui = testkit::uui("id", &format!("{tag}{i}"));
-                    let t = Instant::now();
-                    let ok = match http
-                        .post(format!("{base}/room/create?uuiData={uui}"))
-                        .send()
-                        .await
-                    {
-                        Ok(r) => {
-                            let ok = r.status() == 200;
-                            let _ = r.bytes().await;
-                            ok
-                        }
-                        Err(_) => false,
-                    };
-                    latencies.push(t.elapsed());
+                    let (took, ok) =
+                        testkit::timed_create(&http, &base, &format!("{tag}{i}")).await;
+                    latencies.push(took);
                     if !ok {
                         failures += 1;
                     }

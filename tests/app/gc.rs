@@ -213,8 +213,16 @@ async fn transient_pexip_failures_leave_the_message_for_another_run() {
     );
 }
 
-/// The youngest leak threshold the settings allow with the tests' ready delay of 0.
-const LEAK_MIN_AGE: (&str, &str) = ("LEAK_MIN_AGE_SECONDS", "60");
+/// An app whose leak threshold is the youngest the settings allow with the tests' ready
+/// delay of 0, with `pool_target` rooms in its pool.
+async fn app_with_the_lowest_leak_threshold(pool_target: usize) -> TestApp {
+    TestApp::spawn(Options {
+        pool_target,
+        env: vec![("LEAK_MIN_AGE_SECONDS".into(), "60".into())],
+        ..Options::default()
+    })
+    .await
+}
 /// Older than any leak threshold.
 const AN_HOUR: Duration = Duration::from_secs(3600);
 
@@ -231,12 +239,7 @@ fn backdate_every_room(app: &TestApp) {
 /// untagged, old and never live: a leak by every other rule.
 #[tokio::test]
 async fn item1_what_an_ignored_filter_returns_is_checked_again() {
-    let app = TestApp::spawn(Options {
-        pool_target: 1,
-        env: vec![(LEAK_MIN_AGE.0.into(), LEAK_MIN_AGE.1.into())],
-        ..Options::default()
-    })
-    .await;
+    let app = app_with_the_lowest_leak_threshold(1).await;
     app.seed_pool().await;
     let handed_out = allocated(&app, "FILTERS").await;
     app.rooms.background_idle().await;
@@ -517,12 +520,7 @@ async fn item7_the_pool_trim_never_deletes_persistent_or_foreign_rooms() {
 
 #[tokio::test]
 async fn the_reconciler_deletes_leaks_and_nothing_else() {
-    let app = TestApp::spawn(Options {
-        pool_target: 2,
-        env: vec![(LEAK_MIN_AGE.0.into(), LEAK_MIN_AGE.1.into())],
-        ..Options::default()
-    })
-    .await;
+    let app = app_with_the_lowest_leak_threshold(2).await;
     app.seed_pool().await;
     let handed_out = allocated(&app, "KEEPME").await;
     app.rooms.background_idle().await;
@@ -561,12 +559,7 @@ async fn the_reconciler_deletes_leaks_and_nothing_else() {
 /// allocation, or for a moment) while the reconciler takes its first look: only a suspect,
 /// queued for a second look and not deleted on sight.
 async fn a_pooled_room_held_through_the_first_look() -> (TestApp, SimRoom, ReceivedMessage) {
-    let app = TestApp::spawn(Options {
-        pool_target: 1,
-        env: vec![(LEAK_MIN_AGE.0.into(), LEAK_MIN_AGE.1.into())],
-        ..Options::default()
-    })
-    .await;
+    let app = app_with_the_lowest_leak_threshold(1).await;
     app.seed_pool().await;
     let room = app.sim.rooms().remove(0);
     app.sim.backdate_room(&room.name, AN_HOUR).unwrap();

@@ -35,7 +35,7 @@
 //! - [`keys`]: EC P-256 key pairs made at test time.
 //! - [`tls`]: a test CA and a TLS listener for loopback fakes of https-only services.
 //! - [`stats`]: latency percentiles for the benchmarks and the fault runs.
-//! - Below: free ports, queue names, and the `uuiData` a caller sends.
+//! - Below: free ports, queue names, the `uuiData` a caller sends, and one timed create.
 
 pub mod azurite;
 pub mod env;
@@ -78,4 +78,30 @@ pub fn uui(host: &str, video_call_id: &str) -> String {
 /// The tag of the room handed out for `video_call_id` on the `id` host.
 pub fn id_tag(video_call_id: &str) -> String {
     format!("https://id.gov.bc.ca/idcheck/protected/video/{video_call_id}")
+}
+
+/// `POST /room/create` for `video_call_id` on the `id` host, as the benchmarks' callers make
+/// it: how long it took (the answer read to its end) and whether it was answered 200.
+pub async fn timed_create(
+    http: &reqwest::Client,
+    base: &str,
+    video_call_id: &str,
+) -> (std::time::Duration, bool) {
+    let started = std::time::Instant::now();
+    let answered = match http
+        .post(format!(
+            "{base}/room/create?uuiData={}",
+            uui("id", video_call_id)
+        ))
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let ok = response.status() == 200;
+            let _ = response.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    };
+    (started.elapsed(), answered)
 }
