@@ -127,7 +127,8 @@ pub async fn run(
     timer(http, base, "gc_timer").await;
 
     // The outage: two 503s on the tag update (retried), then every tag update answered 500
-    // (not retried; the create falls back as the allocation flow decides), then every call
+    // (retried until the retries run out; the create falls back as the allocation flow
+    // decides), then every call
     // refused with 503 while the timers and a create run (that create fails).
     fault(
         http,
@@ -159,11 +160,30 @@ pub async fn run(
         .await;
     clear_faults(http, sim).await;
 
-    // Twice: the first run counts the pool the outage drained, then tops it up; the second
-    // finds it at its target again.
+    // The first run counts the pool the outage drained, then tops it up. A refill the
+    // outage's allocations started may still be retrying in the background: counted as in
+    // flight, so not created again, yet not in the pool. The metrics run again, briefly
+    // apart, until one finds the pool at its target (the last run is what tests read).
     timer(http, base, "metrics_timer").await;
-    timer(http, base, "metrics_timer").await;
+    for _ in 0..RECOVERY_RUNS {
+        let logs = crate::serve::invoke_timer(http, base, "metrics_timer")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if pool_depth(&logs) == Some(POOL_TARGET) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     life
+}
+
+/// Metrics runs after the outage, at most, waiting for the pool to be back at its target.
+const RECOVERY_RUNS: usize = 20;
+
+/// The pool depth a metrics run logged (`metrics: {json}`).
+fn pool_depth(logs: &[String]) -> Option<u64> {
+    let json = logs.iter().find_map(|l| l.strip_prefix("metrics: "))?;
+    serde_json::from_str::<Value>(json).ok()?["pool_depth"].as_u64()
 }
 
 impl Lifecycle {
